@@ -1,0 +1,351 @@
+//! The command line: clap definitions for every subcommand, and shell completions.
+//!
+//! Only declarations live here; [`crate::app`] runs them. Help texts carry examples because
+//! `--help` is the first manual people read.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+/// A small mail toolkit: a POP3 server over a Dovecot-compatible Maildir store, an IMAP unread
+/// sweeper, a mail inspector, and store management.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailtool",
+    version,
+    propagate_version = true,
+    after_help = "\
+Examples:
+  mailtool serve-pop --demo --port 1100      serve the embedded demo store over POP3
+  mailtool mbox add-user asterix             create a user (asks for the password twice)
+  mailtool mbox deliver asterix note.eml     deliver a mail into asterix's Maildir
+  mailtool mbox list --json | jq .           users with message counts, as JSON lines
+  mailtool inspect --user asterix            one line per message of asterix's mailbox
+  mailtool imap-unread --host imap.example.org --tls --user me
+
+The store (--store, $MAILTOOL_STORE, else ./mailstore) is STORE/passwd, a Dovecot passwd-file,
+plus one Maildir per user at STORE/<name>/{tmp,new,cur}; Dovecot can serve it unchanged.
+Exit status: 0 ok, 1 failure, 2 usage, 3 authentication refused, 4 connection or TLS failure,
+5 server error."
+)]
+pub struct Cli {
+    /// The mail store: a directory holding `passwd` and one Maildir per user.
+    #[arg(
+        long,
+        global = true,
+        env = "MAILTOOL_STORE",
+        default_value = "./mailstore",
+        value_name = "DIR"
+    )]
+    pub store: PathBuf,
+
+    /// Print results as JSON, one object per line, on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS).
+    #[command(after_help = "\
+Examples:
+  mailtool serve-pop --demo --port 1100        a throwaway copy of the demo store
+  mailtool --store ./mailstore serve-pop --port 1100 --trace
+  curl pop3://asterix:potion@127.0.0.1:1100/1  then fetch message 1 with curl
+
+The server prints the address it listens on to stdout, logs one line per session event to
+stderr, and stops cleanly on Ctrl-C or SIGTERM without deleting anything not yet committed.")]
+    ServePop(ServePopArgs),
+
+    /// Print every unread mail of an IMAP mailbox, then delete exactly those mails.
+    #[command(after_help = "\
+Examples:
+  mailtool imap-unread --host imap.example.org --tls --user me --password-file ~/.imap-pass
+  MAILTOOL_PASSWORD=potion mailtool imap-unread --host 127.0.0.1 --user asterix --keep
+  mailtool imap-unread --host 127.0.0.1 --user asterix --raw > saved.mbox
+
+The password comes from --password-file, else $MAILTOOL_PASSWORD, else a prompt on a terminal.
+Only mails that were completely printed are deleted, by UID, and nothing else.")]
+    ImapUnread(ImapUnreadArgs),
+
+    /// Show headers, decoded subjects, MIME structure and attachments of mails.
+    #[command(after_help = "\
+Examples:
+  mailtool inspect message.eml              header block and MIME tree
+  mailtool inspect ./mailstore/asterix      one line per message of a Maildir
+  mailtool inspect --user asterix --json    the same as JSON lines
+  mailtool inspect - < message.eml          read a mail from stdin
+  mailtool inspect message.eml --extract ./attachments")]
+    Inspect(InspectArgs),
+
+    /// Manage the store: users, passwords, delivery.
+    #[command(subcommand)]
+    Mbox(MboxCommand),
+
+    /// Print a shell completion script to stdout.
+    #[command(after_help = "\
+Examples:
+  mailtool completions bash > ~/.local/share/bash-completion/completions/mailtool
+  mailtool completions zsh > ~/.zfunc/_mailtool
+  mailtool completions fish > ~/.config/fish/completions/mailtool.fish")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServePopArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: IpAddr,
+
+    /// The TCP port (0 picks a free one; the chosen address is printed).
+    #[arg(long, default_value_t = 110, value_name = "N")]
+    pub port: u16,
+
+    /// Serve a fresh temporary copy of the embedded demo store instead of --store.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Close a session that sends nothing for this long (RFC 1939 asks for at least 600).
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub idle_timeout: u64,
+
+    /// Most sessions served at once; further clients wait to be accepted.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Most sessions at once from one client address.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_connections_per_ip: usize,
+
+    /// Print the live dialogue of every session on stderr (passwords masked).
+    #[arg(long)]
+    pub trace: bool,
+
+    /// How to write the session log on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// PEM certificate chain: enables STLS (and --tls-port).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Also serve implicit TLS (POP3S, conventionally 995) on this port.
+    #[arg(long, value_name = "N", requires = "tls_cert")]
+    pub tls_port: Option<u16>,
+
+    /// Refuse USER, PASS, APOP and AUTH until the session is encrypted.
+    #[arg(long, requires = "tls_cert")]
+    pub require_tls: bool,
+}
+
+/// How serve-pop writes its session log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ImapUnreadArgs {
+    /// The IMAP server's host name or address.
+    #[arg(long)]
+    pub host: String,
+
+    /// The port [default: 143, or 993 with --tls].
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// The IMAP user name.
+    #[arg(long)]
+    pub user: String,
+
+    /// Read the password from the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Implicit TLS (IMAPS).
+    #[arg(long, conflicts_with = "starttls")]
+    pub tls: bool,
+
+    /// Upgrade a plain connection with STARTTLS; fail if the server does not offer it.
+    #[arg(long)]
+    pub starttls: bool,
+
+    /// Trust the certificates in this PEM file (in addition to the system roots).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (says so on stderr).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// The mailbox to sweep.
+    #[arg(long, default_value = "INBOX", value_name = "NAME")]
+    pub mailbox: String,
+
+    /// Print the unread mails but change nothing on the server.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Print each mail's exact source in mboxrd framing (re-import with `mbox deliver --mbox`).
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Print the IMAP dialogue on stderr (password masked).
+    #[arg(long)]
+    pub trace: bool,
+
+    /// On servers without UIDPLUS, delete with plain EXPUNGE, which also removes mails other
+    /// clients marked \Deleted.
+    #[arg(long)]
+    pub allow_expunge_all: bool,
+
+    /// Connect and read timeout.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Mail files, Maildirs, the store itself, or `-` for stdin.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Inspect this user's mailbox in the store (when no PATH is given).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Also show the decoded text body.
+    #[arg(long)]
+    pub body: bool,
+
+    /// Also show every header, decoded.
+    #[arg(long)]
+    pub headers: bool,
+
+    /// Write the attachments into this directory under safe file names.
+    #[arg(long, value_name = "DIR")]
+    pub extract: Option<PathBuf>,
+
+    /// With --extract, overwrite files that already exist.
+    #[arg(long, requires = "extract")]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MboxCommand {
+    /// Create a user: a passwd line and an empty Maildir.
+    #[command(after_help = "\
+Examples:
+  mailtool mbox add-user asterix                     asks for the password twice
+  echo potion | mailtool mbox add-user asterix --password-stdin
+
+User names are 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit.")]
+    AddUser {
+        /// The new user's name.
+        name: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+
+    /// Remove a user and, unless --keep-mail, their mailbox.
+    #[command(after_help = "\
+Examples:
+  mailtool mbox del-user obelix
+  mailtool mbox del-user obelix --keep-mail    keep STORE/obelix on disk")]
+    DelUser {
+        /// The user to remove.
+        name: String,
+        /// Leave the user's Maildir on disk.
+        #[arg(long)]
+        keep_mail: bool,
+    },
+
+    /// Change a user's password.
+    #[command(after_help = "\
+Examples:
+  mailtool mbox passwd asterix
+  echo magic-potion | mailtool mbox passwd asterix --password-stdin")]
+    Passwd {
+        /// The user whose password changes.
+        name: String,
+        /// Read the password from the first line of stdin instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+
+    /// List users with their message count, unread count and total size.
+    #[command(after_help = "\
+Examples:
+  mailtool mbox list
+  mailtool mbox list --json | jq -r 'select(.unread > 0) | .user'")]
+    List,
+
+    /// Deliver mail into a user's Maildir (from files, or stdin when none is given).
+    #[command(after_help = "\
+Examples:
+  mailtool mbox deliver asterix note.eml other.eml
+  cat note.eml | mailtool mbox deliver asterix
+  mailtool mbox deliver asterix --mbox saved.mbox    split an mbox (mboxrd) into messages
+
+Each mail is written to tmp/, synced, then moved into new/ under a unique name carrying
+Dovecot's ,S= and ,W= size fields.")]
+    Deliver {
+        /// The recipient.
+        name: String,
+        /// Mail files; stdin when none is given.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The inputs are mbox files (mboxrd): split them and deliver every message.
+        #[arg(long)]
+        mbox: bool,
+    },
+}
+
+/// Write the completion script for `shell` to `out`.
+///
+/// # Errors
+/// Fails when `out` does.
+pub fn write_completions(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut buffer = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "mailtool", &mut buffer);
+    out.write_all(&buffer)?;
+    out.flush()
+}
+
+/// The file name completions for `shell` are committed under in `completions/`.
+pub fn completion_file_name(shell: Shell) -> String {
+    match shell {
+        Shell::Bash => "mailtool.bash".into(),
+        Shell::Zsh => "_mailtool".into(),
+        Shell::Fish => "mailtool.fish".into(),
+        Shell::Elvish => "mailtool.elv".into(),
+        Shell::PowerShell => "_mailtool.ps1".into(),
+        other => format!("mailtool.{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

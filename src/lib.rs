@@ -1,0 +1,29 @@
+//! mailtool: a small mail toolkit in one binary.
+//!
+//! The crate is a library first, so that tests, benchmarks and fuzzers call the same code the
+//! binary runs; `src/main.rs` only parses arguments and maps errors to exit codes.
+//!
+//! - [`cli`]: the clap definitions of every subcommand, and shell completions.
+//! - [`app`]: dispatches a parsed command line to the code that serves it.
+//! - [`exit`]: the exit statuses mailtool documents, and how an error maps to one.
+//! - [`output`]: the one printer: every command returns values that render as text or JSON.
+//! - [`store`]: the Dovecot-compatible store (passwd-file users, Maildir mailboxes, locks);
+//!   the only code that touches the store's files.
+//! - [`mbox`]: the `mbox` subcommands that manage the store.
+//! - [`mboxrd`]: reading and writing mboxrd, the framing `--mbox` and `--raw` use.
+//! - [`demo`]: the demo store embedded in the binary.
+//! - [`pop3`]: the POP3 server: a sans-I/O protocol core and a tokio shell around it.
+//! - [`imap`]: the IMAP unread sweeper.
+//! - [`inspect`]: mail parsing and summaries.
+
+pub mod app;
+pub mod cli;
+pub mod demo;
+pub mod exit;
+pub mod imap;
+pub mod inspect;
+pub mod mbox;
+pub mod mboxrd;
+pub mod output;
+pub mod pop3;
+pub mod store;

@@ -1,0 +1,588 @@
+//! One user's Maildir: listing, streaming, flagging, removing and delivering messages.
+//!
+//! File names follow Dovecot's conventions so that either program can read what the other
+//! wrote: `<secs>.M<usecs>P<pid>Q<n>.<host>,S=<octets>,W=<octets as CRLF>:2,<flags>`. The
+//! `,S=` and `,W=` fields let readers size a message from its name alone, without opening it.
+//! Anything that is not a regular file in `new/` or `cur/`, or starts with a dot, is ignored,
+//! and symbolic links are never followed.
+
+use std::cmp::Ordering;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::lock::{self, LockGuard};
+use super::{Result, StoreError};
+
+/// The two folders that hold messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Folder {
+    New,
+    Cur,
+}
+
+impl Folder {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Folder::New => "new",
+            Folder::Cur => "cur",
+        }
+    }
+}
+
+/// A message as seen in a directory listing: everything here comes from its file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageEntry {
+    folder: Folder,
+    file_name: String,
+    /// Delivery time from the name (seconds, microseconds), else the file's mtime.
+    time: (u64, u64),
+}
+
+impl MessageEntry {
+    fn from_name(folder: Folder, file_name: String) -> Self {
+        let time = time_from_name(&file_name).unwrap_or((u64::MAX, 0));
+        MessageEntry {
+            folder,
+            file_name,
+            time,
+        }
+    }
+
+    pub fn folder(&self) -> Folder {
+        self.folder
+    }
+
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    /// The name without the `:2,flags` info: stable across flag changes.
+    pub fn base(&self) -> &str {
+        self.file_name
+            .split_once(':')
+            .map_or(&self.file_name, |(base, _)| base)
+    }
+
+    /// The unique part of the name, before any `,field=` or `:info`.
+    pub fn unique(&self) -> &str {
+        let base = self.base();
+        base.split_once(',').map_or(base, |(unique, _)| unique)
+    }
+
+    /// The flag letters after `:2,` (Maildir keeps them sorted).
+    pub fn flags(&self) -> &str {
+        self.file_name
+            .split_once(":2,")
+            .map_or("", |(_, flags)| flags)
+    }
+
+    pub fn has_flag(&self, flag: char) -> bool {
+        self.flags().contains(flag)
+    }
+
+    /// Unread: not flagged Seen (messages in `new/` never are).
+    pub fn is_unread(&self) -> bool {
+        !self.has_flag('S')
+    }
+
+    /// Octets on disk, from the `,S=` field.
+    pub fn size_field(&self) -> Option<u64> {
+        self.field('S')
+    }
+
+    /// Octets with every line end as CRLF, from the `,W=` field.
+    pub fn crlf_size_field(&self) -> Option<u64> {
+        self.field('W')
+    }
+
+    fn field(&self, key: char) -> Option<u64> {
+        self.base()
+            .split(',')
+            .skip(1)
+            .find_map(|field| field.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    }
+
+    /// The delivery time used to order the mailbox: (seconds, microseconds) since the epoch.
+    pub fn delivery_time(&self) -> (u64, u64) {
+        self.time
+    }
+
+    /// The message's path relative to the Maildir.
+    pub fn relative_path(&self) -> PathBuf {
+        Path::new(self.folder.dir_name()).join(&self.file_name)
+    }
+}
+
+/// Dovecot's delivery order: seconds, then microseconds, then the name.
+fn compare_delivery(a: &MessageEntry, b: &MessageEntry) -> Ordering {
+    a.time.cmp(&b.time).then_with(|| a.base().cmp(b.base()))
+}
+
+/// `(secs, usecs)` from `<secs>.M<usecs>...`; usecs is 0 when absent.
+fn time_from_name(name: &str) -> Option<(u64, u64)> {
+    let digits = name.bytes().take_while(u8::is_ascii_digit).count();
+    let secs = name[..digits].parse().ok()?;
+    let usecs = name[digits..]
+        .strip_prefix(".M")
+        .map(|rest| {
+            let len = rest.bytes().take_while(u8::is_ascii_digit).count();
+            rest[..len].parse().unwrap_or(0)
+        })
+        .unwrap_or(0);
+    Some((secs, usecs))
+}
+
+/// A Maildir on disk.
+#[derive(Debug, Clone)]
+pub struct Maildir {
+    root: PathBuf,
+}
+
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+impl Maildir {
+    /// An existing Maildir. Refuses a symbolic link or anything but a directory, so a mailbox
+    /// can never point outside the store.
+    pub fn open(path: &Path) -> Result<Maildir> {
+        let meta =
+            fs::symlink_metadata(path).map_err(|e| StoreError::io("open mailbox", path, e))?;
+        if !meta.is_dir() {
+            return Err(StoreError::UnsafeMailbox {
+                path: path.to_owned(),
+            });
+        }
+        Ok(Maildir {
+            root: path.to_owned(),
+        })
+    }
+
+    /// Create `path` with `tmp/`, `new/` and `cur/` (mode 0700), or complete an existing one.
+    pub fn create(path: &Path) -> Result<Maildir> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| StoreError::io("create mailbox", path, e))?;
+        let maildir = Maildir::open(path)?;
+        maildir.ensure_folders()?;
+        Ok(maildir)
+    }
+
+    /// Create whichever of `tmp/`, `new/`, `cur/` is missing.
+    pub fn ensure_folders(&self) -> Result<()> {
+        for sub in ["tmp", "new", "cur"] {
+            let dir = self.root.join(sub);
+            match DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(StoreError::io("create", dir, e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a listed message is on disk.
+    pub fn entry_path(&self, entry: &MessageEntry) -> PathBuf {
+        self.root.join(entry.relative_path())
+    }
+
+    /// Every message in `new/` and `cur/`, in delivery order (time, then name). Reads only the
+    /// directories, except for the rare name without a timestamp, which needs its mtime.
+    pub fn list(&self) -> Result<Vec<MessageEntry>> {
+        let mut entries = Vec::new();
+        for folder in [Folder::New, Folder::Cur] {
+            let dir = self.root.join(folder.dir_name());
+            let read = fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
+            for item in read {
+                let item = item.map_err(|e| StoreError::io("list", &dir, e))?;
+                let Ok(name) = item.file_name().into_string() else {
+                    continue;
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                match item.file_type() {
+                    Ok(kind) if kind.is_file() => {}
+                    _ => continue,
+                }
+                let mut entry = MessageEntry::from_name(folder, name);
+                if entry.time.0 == u64::MAX {
+                    entry.time = item
+                        .metadata()
+                        .ok()
+                        .and_then(|m| m.modified().ok())
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or((u64::MAX, 0), |d| {
+                            (d.as_secs(), u64::from(d.subsec_micros()))
+                        });
+                }
+                entries.push(entry);
+            }
+        }
+        entries.sort_by(compare_delivery);
+        Ok(entries)
+    }
+
+    /// Find a message again after another process renamed it (new flags, or moved to `cur/`).
+    pub fn relocate(&self, entry: &MessageEntry) -> Result<Option<MessageEntry>> {
+        for folder in [Folder::Cur, Folder::New] {
+            let dir = self.root.join(folder.dir_name());
+            let read = fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
+            for item in read.flatten() {
+                if let Ok(name) = item.file_name().into_string() {
+                    let candidate = MessageEntry::from_name(folder, name);
+                    if candidate.base() == entry.base() {
+                        return Ok(Some(candidate));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Run `op` on the message's current path, relocating it once if it moved.
+    fn with_current<T>(
+        &self,
+        entry: &MessageEntry,
+        action: &str,
+        op: impl Fn(&MessageEntry) -> io::Result<T>,
+    ) -> Result<(T, MessageEntry)> {
+        match op(entry) {
+            Ok(value) => Ok((value, entry.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.relocate(entry)? {
+                Some(moved) => op(&moved)
+                    .map(|value| (value, moved.clone()))
+                    .map_err(|e| StoreError::io(action, self.entry_path(&moved), e)),
+                None => Err(StoreError::io(action, self.entry_path(entry), e)),
+            },
+            Err(e) => Err(StoreError::io(action, self.entry_path(entry), e)),
+        }
+    }
+
+    /// Open a message for reading, never through a symbolic link. Returns the entry as it is
+    /// now, in case another process renamed it.
+    pub fn open_message(&self, entry: &MessageEntry) -> Result<(File, MessageEntry)> {
+        self.with_current(entry, "open message", |e| {
+            open_nofollow(&self.entry_path(e))
+        })
+    }
+
+    /// Octets on disk: the `,S=` field, else the file's size.
+    pub fn size_on_disk(&self, entry: &MessageEntry) -> Result<u64> {
+        if let Some(size) = entry.size_field() {
+            return Ok(size);
+        }
+        let (meta, _) = self.with_current(entry, "read size of", |e| {
+            fs::symlink_metadata(self.entry_path(e))
+        })?;
+        Ok(meta.len())
+    }
+
+    /// Give a message exactly these flags, moving it to `cur/`. Returns the renamed entry.
+    pub fn set_flags(&self, entry: &MessageEntry, flags: &str) -> Result<MessageEntry> {
+        let mut letters: Vec<char> = flags.chars().filter(char::is_ascii_alphabetic).collect();
+        letters.sort_unstable();
+        letters.dedup();
+        let flags: String = letters.into_iter().collect();
+        let target = MessageEntry {
+            folder: Folder::Cur,
+            file_name: format!("{}:2,{flags}", entry.base()),
+            time: entry.time,
+        };
+        if &target == entry {
+            return Ok(target);
+        }
+        let target_path = self.entry_path(&target);
+        self.with_current(entry, "rename", |e| {
+            fs::rename(self.entry_path(e), &target_path)
+        })?;
+        Ok(target)
+    }
+
+    /// Add one flag (e.g. `'S'` for Seen), keeping the others.
+    pub fn add_flag(&self, entry: &MessageEntry, flag: char) -> Result<MessageEntry> {
+        if entry.folder == Folder::Cur && entry.has_flag(flag) {
+            return Ok(entry.clone());
+        }
+        self.set_flags(entry, &format!("{}{flag}", entry.flags()))
+    }
+
+    /// Delete a message. Returns false when it was already gone.
+    pub fn remove(&self, entry: &MessageEntry) -> Result<bool> {
+        match self.with_current(entry, "remove", |e| fs::remove_file(self.entry_path(e))) {
+            Ok(_) => Ok(true),
+            Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sync `new/` and `cur/` so that renames and removals survive a crash.
+    pub fn sync(&self) -> Result<()> {
+        for folder in [Folder::New, Folder::Cur] {
+            let dir = self.root.join(folder.dir_name());
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::io("sync", dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Start a delivery: write the message into the returned [`Delivery`], then
+    /// [`Delivery::commit`] it. Dropping it uncommitted removes the partial file.
+    pub fn deliver(&self) -> Result<Delivery> {
+        self.ensure_folders()?;
+        let unique = unique_name();
+        let tmp_path = self.root.join("tmp").join(&unique);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp_path)
+            .map_err(|e| StoreError::io("create", &tmp_path, e))?;
+        Ok(Delivery {
+            root: self.root.clone(),
+            unique,
+            tmp_path,
+            file: Some(file),
+            size: 0,
+            bare_lfs: 0,
+            last: None,
+        })
+    }
+
+    /// Take the mailbox's exclusive lock (RFC 1939's maildrop lock) if it is free.
+    pub fn try_lock(&self) -> Result<Option<LockGuard>> {
+        lock::try_lock_exclusive(&self.root.join("mailtool.lock"))
+    }
+}
+
+/// A message being delivered: written to `tmp/`, then synced and linked into `new/`.
+#[derive(Debug)]
+pub struct Delivery {
+    root: PathBuf,
+    unique: String,
+    tmp_path: PathBuf,
+    file: Option<File>,
+    size: u64,
+    bare_lfs: u64,
+    last: Option<u8>,
+}
+
+impl Write for Delivery {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let file = self.file.as_mut().expect("delivery written after commit");
+        let written = file.write(buf)?;
+        let mut previous = self.last;
+        for &byte in &buf[..written] {
+            if byte == b'\n' && previous != Some(b'\r') {
+                self.bare_lfs += 1;
+            }
+            previous = Some(byte);
+        }
+        self.last = previous;
+        self.size += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+impl Delivery {
+    /// Octets written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Sync the message and move it into `new/` under its final name. The `,W=` field is
+    /// written only when the message ends with a line end: then it is exactly what both
+    /// Dovecot and a POP3 RETR count, so readers can trust it without opening the file.
+    pub fn commit(mut self) -> Result<MessageEntry> {
+        let file = self.file.take().expect("delivery committed twice");
+        file.sync_all()
+            .map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
+        drop(file);
+        let mut name = format!("{},S={}", self.unique, self.size);
+        if self.last == Some(b'\n') {
+            name.push_str(&format!(",W={}", self.size + self.bare_lfs));
+        }
+        let new_dir = self.root.join("new");
+        let final_path = new_dir.join(&name);
+        // A hard link never replaces an existing file, unlike rename.
+        fs::hard_link(&self.tmp_path, &final_path)
+            .map_err(|e| StoreError::io("deliver into", &final_path, e))?;
+        let _ = fs::remove_file(&self.tmp_path);
+        File::open(&new_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io("sync", &new_dir, e))?;
+        Ok(MessageEntry::from_name(Folder::New, name))
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// A name no other delivery uses: time, pid and a per-process counter, plus the host.
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let count = COUNTER.fetch_add(1, AtomicOrdering::Relaxed);
+    format!(
+        "{}.M{}P{}Q{}.{}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        count,
+        host_name()
+    )
+}
+
+/// The host name with `/`, `:` and `,` escaped as the Maildir conventions ask.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for buf.len() bytes; gethostname NUL-terminates within it or
+    // truncates, and we stop at the first NUL or the end.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let raw = if ok {
+        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..len]).into_owned()
+    } else {
+        String::new()
+    };
+    let name = if raw.is_empty() {
+        "localhost".into()
+    } else {
+        raw
+    };
+    name.replace('/', "\\057")
+        .replace(':', "\\072")
+        .replace(',', "\\054")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(folder: Folder, name: &str) -> MessageEntry {
+        MessageEntry::from_name(folder, name.to_owned())
+    }
+
+    #[test]
+    fn name_fields() {
+        let e = entry(Folder::Cur, "1700000001.M12P3Q4.host,S=120,W=124:2,FS");
+        assert_eq!(e.base(), "1700000001.M12P3Q4.host,S=120,W=124");
+        assert_eq!(e.unique(), "1700000001.M12P3Q4.host");
+        assert_eq!(e.flags(), "FS");
+        assert_eq!(e.size_field(), Some(120));
+        assert_eq!(e.crlf_size_field(), Some(124));
+        assert_eq!(e.delivery_time(), (1700000001, 12));
+        assert!(!e.is_unread());
+        let bare = entry(Folder::New, "1700000002.host");
+        assert_eq!((bare.size_field(), bare.flags()), (None, ""));
+        assert!(bare.is_unread());
+    }
+
+    #[test]
+    fn delivery_order_is_time_then_microseconds_then_name() {
+        let mut list = [
+            entry(Folder::New, "1700000002.M5P1.h"),
+            entry(Folder::Cur, "1700000001.M900P1.h:2,S"),
+            entry(Folder::New, "1700000001.M90P2.h"),
+            entry(Folder::New, "1700000001.M90P1.h"),
+        ];
+        list.sort_by(compare_delivery);
+        let names: Vec<_> = list.iter().map(MessageEntry::unique).collect();
+        assert_eq!(
+            names,
+            [
+                "1700000001.M90P1.h",
+                "1700000001.M90P2.h",
+                "1700000001.M900P1.h",
+                "1700000002.M5P1.h"
+            ]
+        );
+    }
+
+    #[test]
+    fn deliver_flag_remove_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::create(&dir.path().join("box")).unwrap();
+        let mut delivery = maildir.deliver().unwrap();
+        delivery.write_all(b"Subject: a\n\nline\r\nlast\n").unwrap();
+        let delivered = delivery.commit().unwrap();
+        assert_eq!(delivered.size_field(), Some(23));
+        assert_eq!(delivered.crlf_size_field(), Some(26));
+
+        let mut unterminated = maildir.deliver().unwrap();
+        unterminated.write_all(b"Subject: b\n\nno newline").unwrap();
+        let second = unterminated.commit().unwrap();
+        assert_eq!(second.crlf_size_field(), None);
+
+        let listed = maildir.list().unwrap();
+        assert_eq!(listed, vec![delivered.clone(), second.clone()]);
+        assert!(fs::read_dir(dir.path().join("box/tmp"))
+            .unwrap()
+            .next()
+            .is_none());
+
+        let seen = maildir.add_flag(&delivered, 'S').unwrap();
+        assert_eq!(seen.folder(), Folder::Cur);
+        assert_eq!(seen.flags(), "S");
+        // The stale entry still finds the renamed file.
+        let (_, now) = maildir.open_message(&delivered).unwrap();
+        assert_eq!(now, seen);
+        assert!(maildir.remove(&delivered).unwrap());
+        assert!(!maildir.remove(&seen).unwrap());
+        assert_eq!(maildir.list().unwrap(), vec![second]);
+    }
+
+    #[test]
+    fn abandoned_delivery_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::create(dir.path()).unwrap();
+        let mut delivery = maildir.deliver().unwrap();
+        delivery.write_all(b"partial").unwrap();
+        drop(delivery);
+        for sub in ["tmp", "new", "cur"] {
+            assert!(fs::read_dir(dir.path().join(sub)).unwrap().next().is_none());
+        }
+    }
+
+    #[test]
+    fn symlinked_mailbox_and_messages_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = Maildir::create(&dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        assert!(matches!(
+            Maildir::open(&dir.path().join("link")),
+            Err(StoreError::UnsafeMailbox { .. })
+        ));
+        fs::write(dir.path().join("secret"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), dir.path().join("real/new/1.x"))
+            .unwrap();
+        assert!(real.list().unwrap().is_empty());
+        let sneaky = entry(Folder::New, "1.x");
+        assert!(real.open_message(&sneaky).is_err());
+    }
+}

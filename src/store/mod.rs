@@ -1,0 +1,351 @@
+//! The mail store: the one module that touches the store's files.
+//!
+//! The layout is a contract shared with Dovecot, which can serve the same directory unchanged:
+//!
+//! ```text
+//! STORE/passwd              Dovecot passwd-file: name:{PLAIN}password[:uid:gid:...]
+//! STORE/<name>/{tmp,new,cur} each user's Maildir; flags after ":2," in file names
+//! ```
+//!
+//! [`passwd`] reads and rewrites the user list (atomically, under a lock), [`maildir`] lists,
+//! streams, flags, removes and delivers messages, [`lock`] provides the cross-process locks,
+//! and [`user_name`] is the one rule for which user names exist.
+
+pub mod lock;
+pub mod maildir;
+pub mod passwd;
+pub mod user_name;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use subtle::ConstantTimeEq;
+
+pub use maildir::{Delivery, Folder, Maildir, MessageEntry};
+pub use passwd::PasswdFile;
+pub use user_name::UserName;
+
+/// What can go wrong with the store; each message names the thing and, where there is one,
+/// the fix.
+#[derive(Debug)]
+pub enum StoreError {
+    InvalidUserName {
+        name: String,
+        reason: &'static str,
+    },
+    InvalidPassword {
+        reason: &'static str,
+    },
+    MissingStore {
+        root: PathBuf,
+    },
+    UserExists {
+        name: UserName,
+        passwd: PathBuf,
+    },
+    UnknownUser {
+        name: UserName,
+        passwd: PathBuf,
+    },
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    UnsafeMailbox {
+        path: PathBuf,
+    },
+    MailboxBusy {
+        name: UserName,
+    },
+    Io {
+        action: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    /// An I/O failure while doing `action` (e.g. "read", "create") on `path`.
+    pub fn io(action: impl Into<String>, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        StoreError::Io {
+            action: action.into(),
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether retrying later may help (POP3 `[SYS/TEMP]`) rather than never (`[SYS/PERM]`).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => !matches!(
+                source.kind(),
+                io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::ReadOnlyFilesystem
+                    | io::ErrorKind::NotFound
+                    | io::ErrorKind::InvalidData
+            ),
+            StoreError::MailboxBusy { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::InvalidUserName { name, reason } => write!(
+                f,
+                "invalid user name {name:?} ({reason}; use 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit)"
+            ),
+            StoreError::InvalidPassword { reason } => write!(f, "unusable password ({reason})"),
+            StoreError::MissingStore { root } => write!(
+                f,
+                "store {} does not exist (create it with 'mailtool mbox add-user NAME', or point --store or $MAILTOOL_STORE at it)",
+                root.display()
+            ),
+            StoreError::UserExists { name, passwd } => write!(
+                f,
+                "user '{name}' already exists in {} (pick another name, or change the password with 'mailtool mbox passwd {name}')",
+                passwd.display()
+            ),
+            StoreError::UnknownUser { name, passwd } => write!(
+                f,
+                "no user '{name}' in {} (see 'mailtool mbox list')",
+                passwd.display()
+            ),
+            StoreError::Malformed { path, line, reason } => write!(
+                f,
+                "malformed line {line} in {} ({reason}; expected name:{{PLAIN}}password)",
+                path.display()
+            ),
+            StoreError::UnsafeMailbox { path } => write!(
+                f,
+                "refusing mailbox {} (it is a symbolic link or not a directory; make it a plain Maildir inside the store)",
+                path.display()
+            ),
+            StoreError::MailboxBusy { name } => write!(
+                f,
+                "mailbox of '{name}' is in use by another session (try again when it ends)"
+            ),
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => write!(f, "cannot {action} {}: {source}", path.display()),
+        }
+    }
+}
+
+// The message already includes the I/O cause, so `source` stays empty: anyhow's `{:#}` would
+// otherwise print it twice.
+impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// The underlying I/O error kind, if this is an I/O failure.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            StoreError::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A store rooted at a directory. Creating the value does no I/O.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Whether `add_user` found a mailbox already on disk (left by `del-user --keep-mail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxState {
+    Created,
+    Reused,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn passwd_path(&self) -> PathBuf {
+        self.root.join("passwd")
+    }
+
+    fn passwd_lock_path(&self) -> PathBuf {
+        self.root.join(".passwd.lock")
+    }
+
+    /// Fails with [`StoreError::MissingStore`] unless the store directory exists.
+    pub fn check_exists(&self) -> Result<()> {
+        match fs::metadata(&self.root) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(StoreError::MissingStore {
+                root: self.root.clone(),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::MissingStore {
+                root: self.root.clone(),
+            }),
+            Err(e) => Err(StoreError::io("open", &self.root, e)),
+        }
+    }
+
+    /// A warning to show when `passwd` can be read by other users than its owner.
+    pub fn passwd_permission_warning(&self) -> Option<String> {
+        let path = self.passwd_path();
+        let mode = fs::metadata(&path).ok()?.mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} is readable by other users (mode {:o}); it holds clear-text passwords: chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+
+    /// The users in `passwd`; an empty list when the store has no `passwd` yet.
+    pub fn read_passwd(&self) -> Result<PasswdFile> {
+        self.check_exists()?;
+        PasswdFile::read(&self.passwd_path())
+    }
+
+    /// Every user name, in file order.
+    pub fn users(&self) -> Result<Vec<UserName>> {
+        Ok(self
+            .read_passwd()?
+            .entries()
+            .map(|e| e.name().clone())
+            .collect())
+    }
+
+    /// Add a user with a clear-text password and create their Maildir, creating the store and
+    /// `passwd` (mode 0600) when missing.
+    pub fn add_user(&self, name: &UserName, password: &str) -> Result<MailboxState> {
+        passwd::check_password(password)?;
+        fs::create_dir_all(&self.root).map_err(|e| StoreError::io("create", &self.root, e))?;
+        let _guard = lock::lock_exclusive(&self.passwd_lock_path())?;
+        let mut file = PasswdFile::read(&self.passwd_path())?;
+        if file.find(name).is_some() {
+            return Err(StoreError::UserExists {
+                name: name.clone(),
+                passwd: self.passwd_path(),
+            });
+        }
+        let mailbox_path = self.mailbox_path(name);
+        let state = if mailbox_path.exists() {
+            Maildir::open(&mailbox_path)?;
+            MailboxState::Reused
+        } else {
+            MailboxState::Created
+        };
+        Maildir::create(&mailbox_path)?;
+        file.add(name.clone(), password);
+        file.write_atomically(&self.passwd_path())?;
+        Ok(state)
+    }
+
+    /// Remove a user from `passwd` and, unless `keep_mail`, delete their Maildir. Refuses while
+    /// a POP3 session holds the mailbox.
+    pub fn remove_user(&self, name: &UserName, keep_mail: bool) -> Result<()> {
+        self.check_exists()?;
+        let _guard = lock::lock_exclusive(&self.passwd_lock_path())?;
+        let mut file = PasswdFile::read(&self.passwd_path())?;
+        if !file.remove(name) {
+            return Err(self.unknown(name));
+        }
+        let mailbox_path = self.mailbox_path(name);
+        let mailbox_lock = if keep_mail || !mailbox_path.exists() {
+            None
+        } else {
+            let mailbox = Maildir::open(&mailbox_path)?;
+            Some(
+                mailbox
+                    .try_lock()?
+                    .ok_or_else(|| StoreError::MailboxBusy { name: name.clone() })?,
+            )
+        };
+        file.write_atomically(&self.passwd_path())?;
+        if mailbox_lock.is_some() {
+            fs::remove_dir_all(&mailbox_path)
+                .map_err(|e| StoreError::io("remove", &mailbox_path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Replace a user's password, keeping every other field of their line.
+    pub fn set_password(&self, name: &UserName, password: &str) -> Result<()> {
+        passwd::check_password(password)?;
+        self.check_exists()?;
+        let _guard = lock::lock_exclusive(&self.passwd_lock_path())?;
+        let mut file = PasswdFile::read(&self.passwd_path())?;
+        if !file.set_password(name, password) {
+            return Err(self.unknown(name));
+        }
+        file.write_atomically(&self.passwd_path())
+    }
+
+    /// The clear-text password of a user (for APOP), or None for an unknown user or one whose
+    /// password is stored under a scheme mailtool cannot reverse.
+    pub fn clear_password(&self, name: &UserName) -> Result<Option<String>> {
+        let file = self.read_passwd()?;
+        Ok(file
+            .find(name)
+            .and_then(|entry| entry.clear_password().map(str::to_owned)))
+    }
+
+    /// Check a login. Returns the user on success. The comparison takes the same time whether
+    /// the user exists or not, so timing does not reveal user names.
+    pub fn authenticate(&self, name: &str, password: &str) -> Result<Option<UserName>> {
+        let file = self.read_passwd()?;
+        let user = UserName::parse(name).ok();
+        let stored = user
+            .as_ref()
+            .and_then(|u| file.find(u))
+            .and_then(|entry| entry.clear_password());
+        let matches = constant_time_eq(stored.unwrap_or(""), password) && stored.is_some();
+        Ok(if matches { user } else { None })
+    }
+
+    /// Where a user's Maildir lives (whether or not it exists).
+    pub fn mailbox_path(&self, name: &UserName) -> PathBuf {
+        self.root.join(name.as_str())
+    }
+
+    /// A known user's Maildir, creating `tmp/`, `new/`, `cur/` if a tool removed them.
+    pub fn mailbox(&self, name: &UserName) -> Result<Maildir> {
+        if self.read_passwd()?.find(name).is_none() {
+            return Err(self.unknown(name));
+        }
+        let maildir = Maildir::open(&self.mailbox_path(name))?;
+        maildir.ensure_folders()?;
+        Ok(maildir)
+    }
+
+    fn unknown(&self, name: &UserName) -> StoreError {
+        StoreError::UnknownUser {
+            name: name.clone(),
+            passwd: self.passwd_path(),
+        }
+    }
+}
+
+/// Compare two secrets in time that depends only on their lengths.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Set a file's permission bits (used for `passwd`, 0600, and Maildirs, 0700).
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| StoreError::io("set permissions on", path, e))
+}
