@@ -870,3 +870,433 @@ fn err(out: &mut Vec<u8>, code: Option<&str>, text: &str) {
 fn no_such_message(number: u32, out: &mut Vec<u8>) {
     err(out, None, &format!("no such message: {number}"));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pop3::protocol::BodyWriter;
+    use std::io::Read;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        crate::demo::extract(dir.path()).unwrap();
+        let store = Store::new(dir.path());
+        Fixture { _dir: dir, store }
+    }
+
+    const STAMP: &str = "<1896.697170952@dbc.mtview.ca.us>";
+
+    fn session(fixture: &Fixture) -> Session {
+        Session::new(
+            fixture.store.clone(),
+            SessionConfig::default(),
+            STAMP.into(),
+        )
+    }
+
+    /// Send one line; return the response text and the action.
+    fn send(session: &mut Session, line: &str) -> (String, Action) {
+        let mut out = Vec::new();
+        let action = session.handle_line(line.as_bytes(), &mut out);
+        (String::from_utf8(out).unwrap(), action)
+    }
+
+    fn reply(session: &mut Session, line: &str) -> String {
+        send(session, line).0
+    }
+
+    /// Run a transfer as the server would, returning the body bytes.
+    fn body(session: &mut Session, action: Action) -> Vec<u8> {
+        let Action::Transfer(mut transfer) = action else {
+            panic!("expected a transfer, got {action:?}");
+        };
+        let mut raw = Vec::new();
+        transfer.file.read_to_end(&mut raw).unwrap();
+        let mut writer = BodyWriter::new(transfer.extent);
+        let mut out = Vec::new();
+        writer.write(&raw, &mut out);
+        writer.finish(&mut out);
+        session.transfer_done(transfer.number, transfer.extent);
+        out
+    }
+
+    fn logged_in(fixture: &Fixture, user: &str, password: &str) -> Session {
+        let mut s = session(fixture);
+        assert_eq!(reply(&mut s, &format!("USER {user}")), "+OK send PASS\r\n");
+        assert!(reply(&mut s, &format!("PASS {password}")).starts_with("+OK "));
+        s
+    }
+
+    #[test]
+    fn greeting_carries_the_timestamp() {
+        let f = fixture();
+        let mut out = Vec::new();
+        session(&f).greeting(&mut out);
+        assert_eq!(
+            out,
+            format!("+OK mailtool POP3 server ready {STAMP}\r\n").as_bytes()
+        );
+    }
+
+    #[test]
+    fn capa_is_the_same_in_both_states() {
+        let f = fixture();
+        let mut s = session(&f);
+        let before = reply(&mut s, "CAPA");
+        assert!(before.starts_with("+OK"));
+        for line in [
+            "TOP",
+            "UIDL",
+            "USER",
+            "SASL PLAIN",
+            "RESP-CODES",
+            "AUTH-RESP-CODE",
+            "PIPELINING",
+            "EXPIRE NEVER",
+            "IMPLEMENTATION mailtool-",
+        ] {
+            assert!(
+                before.contains(&format!("\r\n{line}")),
+                "{line} missing from {before}"
+            );
+        }
+        assert!(!before.contains("STLS"));
+        assert!(before.ends_with("\r\n.\r\n"));
+        let mut s = logged_in(&f, "asterix", "potion");
+        assert_eq!(reply(&mut s, "CAPA"), before);
+    }
+
+    #[test]
+    fn user_pass_login_lists_the_maildrop() {
+        let f = fixture();
+        let mut s = session(&f);
+        reply(&mut s, "USER obelix");
+        let (text, _) = send(&mut s, "PASS menhir");
+        // Sizes from ,W= and, for the file without a final newline, from a scan.
+        assert_eq!(text, "+OK obelix has 4 messages (3205 octets)\r\n");
+        assert_eq!(reply(&mut s, "STAT"), "+OK 4 3205\r\n");
+        assert_eq!(
+            reply(&mut s, "LIST"),
+            "+OK 4 messages (3205 octets)\r\n1 660\r\n2 783\r\n3 777\r\n4 985\r\n.\r\n"
+        );
+        assert_eq!(reply(&mut s, "LIST 2"), "+OK 2 783\r\n");
+        assert_eq!(reply(&mut s, "LIST 5"), "-ERR no such message: 5\r\n");
+        assert_eq!(
+            reply(&mut s, "UIDL 1"),
+            "+OK 1 1700040029.M942561P4063Q9.village,S=640,W=660\r\n"
+        );
+        assert!(reply(&mut s, "UIDL")
+            .ends_with("4 1700060002.M256748P4084Q12.village,S=953,W=985\r\n.\r\n"));
+        assert_eq!(s.user().map(UserName::as_str), Some("obelix"));
+        assert_eq!(
+            s.take_events(),
+            vec![Event::LoginOk {
+                user: "obelix".into(),
+                mechanism: "USER",
+                messages: 4,
+                octets: 3205
+            }]
+        );
+    }
+
+    #[test]
+    fn every_size_is_what_retr_sends() {
+        let f = fixture();
+        for (user, password) in [("asterix", "potion"), ("obelix", "menhir")] {
+            let mut s = logged_in(&f, user, password);
+            let listing = reply(&mut s, "LIST");
+            for line in listing.lines().skip(1).take_while(|l| *l != ".") {
+                let (number, size) = line.split_once(' ').unwrap();
+                let (header, action) = send(&mut s, &format!("RETR {number}"));
+                assert_eq!(header, format!("+OK {size} octets\r\n"));
+                let sent = body(&mut s, action);
+                let unstuffed = sent.len() - 3 - sent.windows(3).filter(|w| w == b"\n..").count();
+                assert_eq!(unstuffed.to_string(), size, "{user} message {number}");
+            }
+        }
+    }
+
+    #[test]
+    fn retr_marks_seen_and_top_does_not() {
+        let f = fixture();
+        let mut s = logged_in(&f, "asterix", "potion");
+        let (_, action) = send(&mut s, "TOP 1 0");
+        let top = body(&mut s, action);
+        assert!(top.ends_with(b"\r\n\r\n.\r\n"));
+        assert!(!top.windows(5).any(|w| w == b"\r\n\r\nX"));
+        let maildir = f
+            .store
+            .mailbox(&UserName::parse("asterix").unwrap())
+            .unwrap();
+        assert!(maildir.list().unwrap()[0].is_unread());
+        let (_, action) = send(&mut s, "RETR 1");
+        body(&mut s, action);
+        let first = &maildir.list().unwrap()[0];
+        assert_eq!(first.flags(), "S");
+        // UIDL is stable across the flag change.
+        assert_eq!(
+            reply(&mut s, "UIDL 1"),
+            format!("+OK 1 {}\r\n", first.base())
+        );
+        assert_eq!(reply(&mut s, "RETR 99"), "-ERR no such message: 99\r\n");
+    }
+
+    #[test]
+    fn dele_marks_rset_unmarks_quit_removes() {
+        let f = fixture();
+        let mut s = logged_in(&f, "obelix", "menhir");
+        assert_eq!(reply(&mut s, "DELE 2"), "+OK message 2 deleted\r\n");
+        assert_eq!(reply(&mut s, "DELE 2"), "-ERR no such message: 2\r\n");
+        assert_eq!(reply(&mut s, "LIST 2"), "-ERR no such message: 2\r\n");
+        assert_eq!(reply(&mut s, "UIDL 2"), "-ERR no such message: 2\r\n");
+        assert!(matches!(send(&mut s, "RETR 2").1, Action::Continue));
+        assert_eq!(reply(&mut s, "TOP 2 1"), "-ERR no such message: 2\r\n");
+        assert_eq!(reply(&mut s, "STAT"), "+OK 3 2422\r\n");
+        assert!(!reply(&mut s, "LIST").contains("\r\n2 "));
+        assert_eq!(
+            reply(&mut s, "RSET"),
+            "+OK maildrop has 4 messages (3205 octets)\r\n"
+        );
+        reply(&mut s, "DELE 1");
+        reply(&mut s, "DELE 4");
+        let maildir = f
+            .store
+            .mailbox(&UserName::parse("obelix").unwrap())
+            .unwrap();
+        assert_eq!(maildir.list().unwrap().len(), 4, "DELE only marks");
+        let (text, action) = send(&mut s, "QUIT");
+        assert_eq!(
+            text,
+            "+OK mailtool POP3 server signing off (2 messages left)\r\n"
+        );
+        assert!(matches!(action, Action::Close));
+        assert_eq!(maildir.list().unwrap().len(), 2);
+        assert!(
+            maildir.try_lock().unwrap().is_some(),
+            "QUIT released the lock"
+        );
+        assert!(s.take_events().contains(&Event::Quit {
+            user: Some("obelix".into()),
+            retrieved: 0,
+            deleted: 2,
+            removed: 2
+        }));
+    }
+
+    #[test]
+    fn dropping_a_session_removes_nothing() {
+        let f = fixture();
+        let mut s = logged_in(&f, "obelix", "menhir");
+        reply(&mut s, "DELE 1");
+        drop(s);
+        let maildir = f
+            .store
+            .mailbox(&UserName::parse("obelix").unwrap())
+            .unwrap();
+        assert_eq!(maildir.list().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn bad_credentials_get_one_reply_a_delay_and_finally_a_close() {
+        let f = fixture();
+        let mut s = session(&f);
+        reply(&mut s, "USER asterix");
+        let (wrong_password, action) = send(&mut s, "PASS menhir");
+        assert_eq!(
+            wrong_password,
+            "-ERR [AUTH] invalid user name or password\r\n"
+        );
+        assert!(
+            matches!(action, Action::Pause { then_close: false, delay } if delay == Duration::from_secs(1))
+        );
+        reply(&mut s, "USER idefix");
+        let (unknown_user, _) = send(&mut s, "PASS potion");
+        assert_eq!(unknown_user, wrong_password);
+        assert_eq!(reply(&mut s, "PASS potion"), "-ERR send USER first\r\n");
+        let (text, action) = send(&mut s, "APOP asterix 00000000000000000000000000000000");
+        assert!(text.starts_with(
+            "-ERR [AUTH] invalid user name or password\r\n-ERR too many failed logins"
+        ));
+        assert!(matches!(
+            action,
+            Action::Pause {
+                then_close: true,
+                ..
+            }
+        ));
+        let events = s.take_events();
+        assert!(
+            events.iter().all(|e| !format!("{e:?}").contains("menhir")),
+            "no password in {events:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_user_names_are_refused() {
+        let f = fixture();
+        let mut s = session(&f);
+        for name in ["../asterix", "Asterix", "passwd", "a/b"] {
+            assert!(
+                reply(&mut s, &format!("USER {name}")).starts_with("-ERR [AUTH] invalid user name")
+            );
+            assert_eq!(reply(&mut s, "PASS potion"), "-ERR send USER first\r\n");
+        }
+        let (text, action) = send(&mut s, "APOP ../asterix 0123");
+        assert!(text.starts_with("-ERR [AUTH]"));
+        assert!(matches!(action, Action::Pause { .. }));
+    }
+
+    #[test]
+    fn apop_checks_the_digest_of_the_timestamp_and_password() {
+        let f = fixture();
+        let mut s = session(&f);
+        let digest = hex(&Md5::digest(format!("{STAMP}potion").as_bytes()));
+        let text = reply(&mut s, &format!("APOP asterix {}", digest.to_uppercase()));
+        assert_eq!(text, "+OK asterix has 8 messages (28103 octets)\r\n");
+    }
+
+    #[test]
+    fn auth_plain_initial_response_continuation_and_cancel() {
+        let f = fixture();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut s = session(&f);
+        assert_eq!(
+            reply(&mut s, "AUTH"),
+            "+OK SASL mechanisms follow\r\nPLAIN\r\n.\r\n"
+        );
+        assert_eq!(reply(&mut s, "AUTH PLAIN"), "+ \r\n");
+        assert_eq!(s.trace_view(b"secret"), "***");
+        assert_eq!(reply(&mut s, "*"), "-ERR authentication cancelled\r\n");
+        assert_eq!(reply(&mut s, "AUTH PLAIN"), "+ \r\n");
+        assert!(reply(&mut s, "not base64!").starts_with("-ERR malformed AUTH PLAIN"));
+        assert!(reply(&mut s, "AUTH PLAIN =").starts_with("-ERR malformed AUTH PLAIN"));
+        assert!(reply(&mut s, "AUTH CRAM-MD5").starts_with("-ERR unsupported SASL"));
+        let text = reply(
+            &mut s,
+            &format!("AUTH PLAIN {}", b64("obelix\0asterix\0potion")),
+        );
+        assert!(
+            text.starts_with("-ERR [AUTH]"),
+            "no acting as another user: {text}"
+        );
+        assert_eq!(reply(&mut s, "AUTH PLAIN"), "+ \r\n");
+        assert!(reply(&mut s, &b64("\0asterix\0potion")).starts_with("+OK asterix has 8"));
+        let mut s = session(&f);
+        let text = reply(
+            &mut s,
+            &format!("AUTH plain {}", b64("obelix\0obelix\0menhir")),
+        );
+        assert!(text.starts_with("+OK obelix has 4"));
+    }
+
+    #[test]
+    fn wrong_state_and_bad_commands_get_err_and_the_session_goes_on() {
+        let f = fixture();
+        let mut s = session(&f);
+        for line in [
+            "STAT", "LIST", "RETR 1", "NOOP", "DELE 1", "RSET", "TOP 1 1", "UIDL",
+        ] {
+            assert_eq!(
+                reply(&mut s, line),
+                "-ERR log in first (USER and PASS, APOP or AUTH)\r\n"
+            );
+        }
+        let mut s = logged_in(&f, "asterix", "potion");
+        assert_eq!(reply(&mut s, "USER asterix"), "-ERR already logged in\r\n");
+        assert_eq!(
+            reply(&mut s, "STLS"),
+            "-ERR STLS is only allowed before login\r\n"
+        );
+        assert!(reply(&mut s, "RETR 0").starts_with("-ERR message numbers"));
+        assert!(reply(&mut s, "RETR -1").starts_with("-ERR message numbers"));
+        assert!(reply(&mut s, "RETR 99999999999999").starts_with("-ERR message numbers"));
+        assert!(reply(&mut s, "XYZZY").starts_with("-ERR unknown command"));
+        let mut out = Vec::new();
+        assert!(matches!(
+            s.handle_line(b"\xff\xfe", &mut out),
+            Action::Continue
+        ));
+        assert_eq!(out, b"-ERR command is not valid UTF-8\r\n");
+        assert_eq!(reply(&mut s, "NOOP"), "+OK\r\n");
+        let mut out = Vec::new();
+        s.handle_overlong_line(&mut out);
+        assert!(out.starts_with(b"-ERR line too long"));
+        // The tenth bad command closes.
+        let mut last = Action::Continue;
+        for _ in 0..3 {
+            (_, last) = send(&mut s, "BOGUS");
+        }
+        assert!(matches!(last, Action::Close));
+    }
+
+    #[test]
+    fn a_second_session_finds_the_mailbox_in_use() {
+        let f = fixture();
+        let _first = logged_in(&f, "asterix", "potion");
+        let mut second = session(&f);
+        reply(&mut second, "USER asterix");
+        let text = reply(&mut second, "PASS potion");
+        assert!(text.starts_with("-ERR [IN-USE] "), "{text}");
+        assert!(second.user().is_none());
+    }
+
+    #[test]
+    fn a_message_removed_under_the_session_gives_err_and_the_session_survives() {
+        let f = fixture();
+        let mut s = logged_in(&f, "obelix", "menhir");
+        let maildir = f
+            .store
+            .mailbox(&UserName::parse("obelix").unwrap())
+            .unwrap();
+        let first = maildir.list().unwrap()[0].clone();
+        std::fs::remove_file(maildir.entry_path(&first)).unwrap();
+        let text = reply(&mut s, "RETR 1");
+        assert_eq!(
+            text,
+            "-ERR [SYS/PERM] message 1 was removed from the mailbox by another program\r\n"
+        );
+        let (_, action) = send(&mut s, "RETR 2");
+        assert!(!body(&mut s, action).is_empty());
+        reply(&mut s, "DELE 1");
+        assert!(
+            reply(&mut s, "QUIT").starts_with("+OK"),
+            "an already gone message counts as removed"
+        );
+    }
+
+    #[test]
+    fn trace_masks_secrets() {
+        let f = fixture();
+        let s = session(&f);
+        assert_eq!(s.trace_view(b"PASS my secret"), "PASS ***");
+        assert_eq!(s.trace_view(b"apop asterix 0123abcd"), "apop asterix ***");
+        assert_eq!(s.trace_view(b"AUTH PLAIN AGEAYg=="), "AUTH PLAIN ***");
+        assert_eq!(s.trace_view(b"USER asterix"), "USER asterix");
+    }
+
+    #[test]
+    fn quit_before_login_closes() {
+        let f = fixture();
+        let mut s = session(&f);
+        let (text, action) = send(&mut s, "QUIT");
+        assert_eq!(text, "+OK mailtool POP3 server signing off\r\n");
+        assert!(matches!(action, Action::Close));
+    }
+
+    #[test]
+    fn uidl_is_printable_and_at_most_70_characters() {
+        assert_eq!(
+            uidl("1700000001.M1P2Q3.host,S=1,W=2"),
+            "1700000001.M1P2Q3.host,S=1,W=2"
+        );
+        let long = "x".repeat(71);
+        assert_eq!(uidl(&long).len(), 32);
+        assert_ne!(uidl(&long), uidl(&"x".repeat(72)));
+        assert_eq!(uidl("caf\u{e9}").len(), 32);
+    }
+}
