@@ -368,7 +368,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             mut file,
             extent,
             number,
+            length,
         } = transfer;
+        let mut read_so_far = 0u64;
         let mut writer = BodyWriter::new(extent);
         // Taken out of `self` while `flush` borrows it, and put back after.
         let mut chunk = self
@@ -386,7 +388,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 Err(_) => break Err(End::StoreError),
             };
             writer.write(&chunk[..n], &mut self.out);
-            if writer.is_done() {
+            read_so_far += n as u64;
+            // A short read that reaches the size in the file name is the end of the file:
+            // skip the read that would return 0 (one syscall of about seven per RETR).
+            if writer.is_done() || (n < chunk.len() && Some(read_so_far) == length) {
                 break Ok(());
             }
             if self.out.len() >= FLUSH_AT {
@@ -479,10 +484,11 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                         other => other,
                     }
                 }
-                Action::Close => {
-                    let quit = session_quit_reason(&connection.out);
-                    connection.flush(&mut session).await.and(Err(quit))
-                }
+                Action::Close => connection.flush(&mut session).await.and(Err(End::Quit)),
+                Action::TooManyFailures => connection
+                    .flush(&mut session)
+                    .await
+                    .and(Err(End::TooManyFailures)),
                 // The server offers STLS only once it can do it (see SessionConfig::stls).
                 Action::StartTls => connection.flush(&mut session).await,
             };
@@ -499,16 +505,6 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         if let Err(end) = connection.flush(&mut session).await {
             return end;
         }
-    }
-}
-
-/// A session closes either after QUIT (its last response is +OK or a removal failure) or
-/// after too many failures (its last response says so).
-fn session_quit_reason(out: &[u8]) -> End {
-    if out.ends_with(b"closing\r\n") {
-        End::TooManyFailures
-    } else {
-        End::Quit
     }
 }
 

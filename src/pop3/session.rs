@@ -56,8 +56,10 @@ pub enum Action {
     Pause { delay: Duration, then_close: bool },
     /// Send the output, then switch the connection to TLS.
     StartTls,
-    /// Send the output, then close the connection.
+    /// Send the output, then close the connection: the session ended with QUIT.
     Close,
+    /// Send the output, then close the connection: too many bad commands.
+    TooManyFailures,
 }
 
 /// A message body to stream: the file is already open, so a message removed by another
@@ -68,6 +70,8 @@ pub struct Transfer {
     pub extent: Extent,
     /// The message number the client used.
     pub number: u32,
+    /// Octets on disk according to the file name (`,S=`), if it says.
+    pub length: Option<u64>,
 }
 
 /// Something worth a line in the server log. Passwords never appear in events.
@@ -416,7 +420,7 @@ impl Session {
         if self.bad_commands >= self.config.max_bad_commands {
             err(out, None, "too many bad commands, closing");
             self.too_many_failures();
-            Action::Close
+            Action::TooManyFailures
         } else {
             Action::Continue
         }
@@ -802,12 +806,14 @@ impl Mailbox {
         let message = &mut self.messages[index];
         match self.maildir.open_message(&message.entry) {
             Ok((file, current)) => {
+                let length = current.size_field();
                 message.entry = current;
                 match extent {
                     Extent::Whole => ok(out, &format!("{} octets", message.size)),
                     Extent::Top(_) => ok(out, "top of message follows"),
                 }
                 Action::Transfer(Transfer {
+                    length,
                     file,
                     extent,
                     number,
@@ -1231,7 +1237,7 @@ mod tests {
         for _ in 0..3 {
             (_, last) = send(&mut s, "BOGUS");
         }
-        assert!(matches!(last, Action::Close));
+        assert!(matches!(last, Action::TooManyFailures));
     }
 
     #[test]
