@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
-use super::protocol::{BodyWriter, Extent, LineEvent, LineReader};
+use super::protocol::{escape_controls, BodyWriter, Extent, LineEvent, LineReader};
 use super::session::{Action, Event, Session, SessionConfig, Transfer};
 use crate::cli::{LogFormat, ServePopArgs};
 use crate::exit::ExitStatus;
@@ -342,7 +342,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         }
         let mut trace = String::new();
         for line in &lines {
-            trace.push_str(&format!("pop3[{}] S: {line}\n", self.id));
+            trace.push_str(&format!("pop3[{}] S: {}\n", self.id, escape_controls(line)));
         }
         if total > lines.len() {
             trace.push_str(&format!(

@@ -16,7 +16,7 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use super::protocol::{parse_command, transfer_size, Command, Extent};
+use super::protocol::{escape_controls, parse_command, transfer_size, Command, Extent};
 use crate::store::lock::LockGuard;
 use crate::store::{Maildir, MessageEntry, Store, StoreError, UserName};
 
@@ -240,13 +240,13 @@ impl Session {
         ) {
             return "***".into();
         }
-        let text = String::from_utf8_lossy(line);
+        let text = escape_controls(&String::from_utf8_lossy(line));
         let words: Vec<&str> = text.splitn(3, ' ').collect();
         match words[0].to_ascii_uppercase().as_str() {
             "PASS" if words.len() > 1 => format!("{} ***", words[0]),
             "APOP" if words.len() > 2 => format!("{} {} ***", words[0], words[1]),
             "AUTH" if words.len() > 2 => format!("{} {} ***", words[0], words[1]),
-            _ => text.into_owned(),
+            _ => text,
         }
     }
 
@@ -1283,6 +1283,7 @@ mod tests {
         assert_eq!(s.trace_view(b"apop asterix 0123abcd"), "apop asterix ***");
         assert_eq!(s.trace_view(b"AUTH PLAIN AGEAYg=="), "AUTH PLAIN ***");
         assert_eq!(s.trace_view(b"USER asterix"), "USER asterix");
+        assert_eq!(s.trace_view(b"USER \x1b[2J"), "USER \\u{1b}[2J");
     }
 
     #[test]
