@@ -38,12 +38,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything a connection needs, shared by all of them.
 pub struct ServerConfig {
+    /// The store every session serves.
     pub store: Store,
+    /// Limits handed to each session.
     pub session: SessionConfig,
+    /// Close a session after this long without a command (or without reading our output).
     pub idle_timeout: Duration,
+    /// Sessions at once; the next client is accepted when one ends.
     pub max_connections: usize,
+    /// Sessions at once from one address; more are refused with `-ERR [SYS/TEMP]`.
     pub max_connections_per_ip: usize,
+    /// Print the dialogue of every session on stderr, secrets masked.
     pub trace: bool,
+    /// How the session log is written on stderr.
     pub log_format: LogFormat,
 }
 

@@ -1095,6 +1095,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_removal_answers_sys_temp_with_the_counts() {
+        let f = fixture();
+        let mut s = logged_in(&f, "obelix", "menhir");
+        reply(&mut s, "DELE 1");
+        reply(&mut s, "DELE 2");
+        // Something that cannot be removed as a file now sits where message 1 was.
+        let maildir = f
+            .store
+            .mailbox(&UserName::parse("obelix").unwrap())
+            .unwrap();
+        let first = maildir.entry_path(&maildir.list().unwrap()[0]);
+        std::fs::remove_file(&first).unwrap();
+        std::fs::create_dir(&first).unwrap();
+        let (text, action) = send(&mut s, "QUIT");
+        assert_eq!(
+            text,
+            "-ERR [SYS/TEMP] could not remove 1 of 2 deleted messages (3 messages left)\r\n"
+        );
+        assert!(matches!(action, Action::Close));
+        assert!(s
+            .take_events()
+            .iter()
+            .any(|e| matches!(e, Event::StoreError { .. })));
+    }
+
+    #[test]
     fn dropping_a_session_removes_nothing() {
         let f = fixture();
         let mut s = logged_in(&f, "obelix", "menhir");
