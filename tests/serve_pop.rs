@@ -687,3 +687,36 @@ print(box.quit().decode())
     );
     assert_eq!(store.messages("obelix").len(), 3);
 }
+
+#[test]
+fn startup_errors_say_what_to_do() {
+    let missing = TempStore::empty();
+    let output = missing
+        .mailtool()
+        .args(["serve-pop", "--port", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: store "), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(output.stdout.is_empty());
+
+    let store = TempStore::demo();
+    let first = PopServer::start(&store.path(), &[]);
+    let output = store
+        .mailtool()
+        .args(["serve-pop", "--port", &first.port().to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot listen on 127.0.0.1:{}",
+            first.port()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pick another --port"), "{stderr}");
+}
