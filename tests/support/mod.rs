@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod imap;
 
 use std::fs;
 use std::path::{Path, PathBuf};

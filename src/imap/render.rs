@@ -1,0 +1,281 @@
+//! One fetched mail as the sweeper prints it: a readable block, a JSON object, or its exact
+//! source in mboxrd framing.
+//!
+//! Parsing is mailparse's; this module only picks what a person reading their unread mail
+//! needs (who, when, what, the text, which attachments) and keeps hostile bytes off the
+//! terminal: control characters in headers and text are replaced before they are shown.
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use mailparse::{DispositionType, MailHeaderMap, ParsedMail};
+use serde::Serialize;
+
+use crate::mboxrd::MboxWriter;
+
+/// An attachment, listed by name and decoded size.
+#[derive(Debug, Serialize)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+}
+
+/// One mail, as `imap-unread` prints it.
+#[derive(Debug, Serialize)]
+pub struct MailRecord {
+    pub uid: u32,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub date: Option<String>,
+    pub subject: String,
+    /// The text/plain body decoded to UTF-8; for HTML-only mail, the HTML.
+    pub text: String,
+    /// True when the mail has no text/plain part and `text` holds its HTML.
+    pub html_only: bool,
+    pub attachments: Vec<Attachment>,
+    /// The mail's size in octets, as the server sent it.
+    pub size: usize,
+}
+
+impl MailRecord {
+    /// Build the record of a mail's source. Never fails: a mail mailparse cannot read is shown
+    /// as its raw text, so that it is still printed before it is deleted.
+    pub fn from_source(uid: u32, source: &[u8]) -> MailRecord {
+        match mailparse::parse_mail(source) {
+            Ok(parsed) => from_parsed(uid, source.len(), &parsed),
+            Err(error) => MailRecord {
+                uid,
+                message_id: None,
+                from: String::new(),
+                to: String::new(),
+                date: None,
+                subject: format!("(unparsable mail: {error})"),
+                text: String::from_utf8_lossy(source).into_owned(),
+                html_only: false,
+                attachments: Vec::new(),
+                size: source.len(),
+            },
+        }
+    }
+}
+
+fn from_parsed(uid: u32, size: usize, mail: &ParsedMail<'_>) -> MailRecord {
+    let header = |name: &str| mail.headers.get_first_value(name);
+    let mut text = None;
+    let mut html = None;
+    let mut attachments = Vec::new();
+    for part in mail.parts() {
+        let mimetype = part.ctype.mimetype.as_str();
+        if mimetype.starts_with("multipart/") {
+            continue;
+        }
+        let disposition = part.get_content_disposition();
+        let name = disposition
+            .params
+            .get("filename")
+            .or_else(|| part.ctype.params.get("name"))
+            .cloned();
+        let is_attachment = disposition.disposition == DispositionType::Attachment
+            || name.is_some()
+            || !mimetype.starts_with("text/");
+        if is_attachment {
+            attachments.push(Attachment {
+                name: name.unwrap_or_else(|| format!("(unnamed {mimetype})")),
+                content_type: mimetype.to_owned(),
+                size: part.get_body_raw().map_or(0, |body| body.len()),
+            });
+        } else if mimetype == "text/html" {
+            if html.is_none() {
+                html = Some(body_text(part));
+            }
+        } else if text.is_none() {
+            text = Some(body_text(part));
+        }
+    }
+    let (text, html_only) = match (text, html) {
+        (Some(text), _) => (text, false),
+        (None, Some(html)) => (html, true),
+        (None, None) => (String::new(), false),
+    };
+    // Line ends are the wire's business; the reader gets plain newlines.
+    let text = text.replace("\r\n", "\n");
+    MailRecord {
+        uid,
+        message_id: header("Message-ID").map(|id| id.trim().to_owned()),
+        from: header("From").unwrap_or_default(),
+        to: header("To").unwrap_or_default(),
+        date: header("Date").map(|date| date.trim().to_owned()),
+        subject: header("Subject").unwrap_or_default(),
+        text,
+        html_only,
+        attachments,
+        size,
+    }
+}
+
+fn body_text(part: &ParsedMail<'_>) -> String {
+    part.get_body().unwrap_or_else(|_| {
+        // Undecodable transfer encoding: show the bytes rather than nothing.
+        String::from_utf8_lossy(part.get_body_raw().as_deref().unwrap_or_default()).into_owned()
+    })
+}
+
+/// Replace control characters (terminal escapes included) except newline and tab.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn one_line(text: &str) -> String {
+    printable(&text.replace(['\r', '\n'], " "))
+}
+
+impl fmt::Display for MailRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "==================== UID {} ({} bytes) ====================",
+            self.uid, self.size
+        )?;
+        writeln!(f, "From:    {}", one_line(&self.from))?;
+        writeln!(f, "To:      {}", one_line(&self.to))?;
+        writeln!(
+            f,
+            "Date:    {}",
+            one_line(self.date.as_deref().unwrap_or("(none)"))
+        )?;
+        writeln!(f, "Subject: {}", one_line(&self.subject))?;
+        writeln!(f)?;
+        if self.html_only {
+            writeln!(f, "[This mail has no plain-text part; its HTML follows.]")?;
+        }
+        let text = printable(&self.text.replace("\r\n", "\n"));
+        f.write_str(&text)?;
+        if !text.ends_with('\n') {
+            writeln!(f)?;
+        }
+        if !self.attachments.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "Attachments:")?;
+            for attachment in &self.attachments {
+                writeln!(
+                    f,
+                    "  {} ({}, {} bytes)",
+                    one_line(&attachment.name),
+                    attachment.content_type,
+                    attachment.size
+                )?;
+            }
+        }
+        writeln!(f)
+    }
+}
+
+/// The mboxrd entry of one mail: a `From sender date` line, the quoted source, a blank line.
+///
+/// The sender is the Return-Path, else the first From address, else `MAILER-DAEMON`; the date
+/// is the server's INTERNALDATE (when the mail arrived), else now.
+pub fn mboxrd_entry(source: &[u8], internal_date: Option<DateTime<FixedOffset>>) -> Vec<u8> {
+    let sender = envelope_sender(source).unwrap_or_default();
+    let date = internal_date
+        .map(|date| date.with_timezone(&Utc))
+        .unwrap_or_else(Utc::now);
+    let asctime = date.format("%a %b %e %H:%M:%S %Y").to_string();
+    let mut writer = MboxWriter::new(Vec::with_capacity(source.len() + 128));
+    writer
+        .write_message(&sender, &asctime, source)
+        .expect("writing to memory cannot fail");
+    writer.into_inner()
+}
+
+fn envelope_sender(source: &[u8]) -> Option<String> {
+    let (headers, _) = mailparse::parse_headers(source).ok()?;
+    if let Some(path) = headers.get_first_value("Return-Path") {
+        let path = path.trim().trim_start_matches('<').trim_end_matches('>');
+        if !path.is_empty() && !path.contains(char::is_whitespace) {
+            return Some(path.to_owned());
+        }
+    }
+    let from = headers.get_first_header("From")?;
+    let addresses = mailparse::addrparse_header(from).ok()?;
+    addresses
+        .into_inner()
+        .into_iter()
+        .find_map(|address| match address {
+            mailparse::MailAddr::Single(single) => Some(single.addr),
+            mailparse::MailAddr::Group(group) => group.addrs.into_iter().next().map(|s| s.addr),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_mail_gives_text_and_attachments() {
+        let source = b"From: Asterix <asterix@gaul.example>\r\n\
+To: obelix@gaul.example\r\n\
+Subject: =?utf-8?q?Potion_=C3=A0_boire?=\r\n\
+Message-ID: <1@gaul.example>\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\
+\r\n\
+--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+Caf=C3=A9 \x1b[31mrouge\r\n\
+--b\r\n\
+Content-Type: application/pdf; name=plan.pdf\r\n\
+Content-Disposition: attachment; filename=plan.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+aGVsbG8=\r\n\
+--b--\r\n";
+        let record = MailRecord::from_source(9, source);
+        assert_eq!(record.subject, "Potion à boire");
+        assert!(record.text.starts_with("Café \x1b[31mrouge"));
+        assert!(!record.html_only);
+        assert_eq!(record.attachments.len(), 1);
+        assert_eq!(record.attachments[0].name, "plan.pdf");
+        assert_eq!(record.attachments[0].size, 5);
+        assert_eq!(record.message_id.as_deref(), Some("<1@gaul.example>"));
+        let shown = record.to_string();
+        assert!(shown.contains("Café \u{FFFD}[31mrouge"), "{shown}");
+        assert!(!shown.contains('\x1b'));
+        assert!(shown.contains("plan.pdf (application/pdf, 5 bytes)"));
+    }
+
+    #[test]
+    fn html_only_mail_is_flagged() {
+        let source = b"Subject: x\r\nContent-Type: text/html\r\n\r\n<p>hi</p>\r\n";
+        let record = MailRecord::from_source(1, source);
+        assert!(record.html_only);
+        assert!(record.text.contains("<p>hi</p>"));
+        assert!(record.to_string().contains("no plain-text part"));
+    }
+
+    #[test]
+    fn mbox_entry_uses_return_path_then_from_and_asctime() {
+        let date = DateTime::parse_from_rfc3339("2026-11-06T09:05:03+01:00").unwrap();
+        let entry = mboxrd_entry(
+            b"Return-Path: <bounce@x.example>\r\nFrom: a@b.example\r\n\r\nFrom me\r\n",
+            Some(date),
+        );
+        assert_eq!(
+            entry,
+            b"From bounce@x.example Fri Nov  6 08:05:03 2026\n\
+Return-Path: <bounce@x.example>\r\nFrom: a@b.example\r\n\r\n>From me\r\n\n"
+        );
+        let entry = mboxrd_entry(b"From: Idefix <idefix@x.example>\r\n\r\nwoof\r\n", None);
+        assert!(entry.starts_with(b"From idefix@x.example "));
+    }
+}
