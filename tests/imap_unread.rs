@@ -540,3 +540,55 @@ fn without_uidplus_nothing_is_deleted_unless_allowed() {
         "plain EXPUNGE took it, as warned"
     );
 }
+
+#[test]
+fn a_uidvalidity_change_during_the_sweep_deletes_nothing() {
+    let Some(setup) = Setup::start() else { return };
+    let mut imap = setup.imap();
+    seed_unread(&mut imap, 60, 4096, "renumbered");
+    let all_before = imap.uids("ALL");
+    drop(imap);
+
+    let mut child = setup
+        .sweep_std()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // The sweeper stalls on the full pipe; meanwhile the mailbox gets new UIDs.
+    let status = Command::new("doveadm")
+        .arg("-c")
+        .arg(setup.dovecot.conf_path())
+        .args([
+            "mailbox",
+            "update",
+            "--uid-validity",
+            "4242",
+            "-u",
+            "asterix",
+            "INBOX",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    // Dovecot drops a session whose mailbox changed UIDVALIDITY; a server that announces it
+    // instead gets the sweeper's own check. Either way the sweep stops before deleting.
+    assert!(
+        stderr.contains("UIDVALIDITY") || stderr.contains("closed the connection"),
+        "{stderr}"
+    );
+
+    let mut imap = setup.imap();
+    assert_eq!(imap.uids("ALL"), all_before, "nothing was deleted");
+    assert!(
+        imap.uids("DELETED").is_empty(),
+        "nothing was marked \\Deleted"
+    );
+}

@@ -13,7 +13,8 @@ pub mod sweep;
 pub mod trace;
 
 use std::fs;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ use crate::exit::{ExitStatus, WithExitStatus};
 use crate::output::{Format, Printer};
 use connect::{Endpoint, Security};
 use render::MailRecord;
-use sweep::{FetchedMail, SweepOptions};
+use sweep::{FetchedMail, Output, SweepOptions};
 
 /// The environment variable the password may come from.
 pub const PASSWORD_ENV: &str = "MAILTOOL_PASSWORD";
@@ -47,26 +48,54 @@ pub fn run(args: &ImapUnreadArgs, format: Format) -> Result<ExitStatus> {
 
     let mut session = connect::open_session(&endpoint, &args.user, &password)?;
     drop(password);
-    // One buffered writer so that a mail leaves in a few large writes; the printer flushes
-    // after every mail, which is what makes "printed" mean "accepted by stdout".
     let stdout = io::stdout();
-    let mut printer = Printer::new(format, BufWriter::with_capacity(64 << 10, stdout.lock()));
-    let raw = args.raw;
-    let mut print = |mail: &FetchedMail<'_>| -> io::Result<()> {
-        if raw {
-            let entry = render::mboxrd_entry(mail.source, mail.internal_date);
-            let out = printer.raw();
-            out.write_all(&entry)?;
-            out.flush()
-        } else {
-            printer.print(&MailRecord::from_source(mail.uid, mail.source))
-        }
+    let mut output = Stdout {
+        // One buffered writer so that a mail leaves in a few large writes; the printer
+        // flushes after every mail, which is what makes "printed" mean "accepted by stdout".
+        printer: Printer::new(format, BufWriter::with_capacity(64 << 10, stdout.lock())),
+        raw: args.raw,
     };
-    let report = sweep::sweep(&mut session, &endpoint, &options, &mut print)?;
+    let report = sweep::sweep(&mut session, &endpoint, &options, &mut output)?;
     // Logging out is a courtesy: everything that matters has been answered already.
     let _ = session.logout();
     eprintln!("{report}");
     Ok(report.status())
+}
+
+/// The process's stdout, as the sweep's [`Output`].
+struct Stdout<'a> {
+    printer: Printer<BufWriter<StdoutLock<'a>>>,
+    raw: bool,
+}
+
+impl Output for Stdout<'_> {
+    fn print(&mut self, mail: &FetchedMail<'_>) -> io::Result<()> {
+        if self.raw {
+            let entry = render::mboxrd_entry(mail.source, mail.internal_date);
+            let out = self.printer.raw();
+            out.write_all(&entry)?;
+            out.flush()
+        } else {
+            self.printer
+                .print(&MailRecord::from_source(mail.uid, mail.source))
+        }
+    }
+
+    fn confirm(&mut self) -> io::Result<()> {
+        self.printer.raw().flush()?;
+        let mut poll = libc::pollfd {
+            fd: io::stdout().as_raw_fd(),
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout: poll only reports the descriptor's state.
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        // POLLERR on a pipe's write end: its reader has closed it.
+        if ready > 0 && poll.revents & libc::POLLERR != 0 {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        Ok(())
+    }
 }
 
 fn endpoint(args: &ImapUnreadArgs) -> Endpoint {

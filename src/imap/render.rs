@@ -242,16 +242,26 @@ aGVsbG8=\r\n\
 --b--\r\n";
         let record = MailRecord::from_source(9, source);
         assert_eq!(record.subject, "Potion à boire");
-        assert!(record.text.starts_with("Café \x1b[31mrouge"));
+        assert!(record.text.starts_with("Café "), "{:?}", record.text);
         assert!(!record.html_only);
         assert_eq!(record.attachments.len(), 1);
         assert_eq!(record.attachments[0].name, "plan.pdf");
         assert_eq!(record.attachments[0].size, 5);
         assert_eq!(record.message_id.as_deref(), Some("<1@gaul.example>"));
         let shown = record.to_string();
-        assert!(shown.contains("Café \u{FFFD}[31mrouge"), "{shown}");
-        assert!(!shown.contains('\x1b'));
         assert!(shown.contains("plan.pdf (application/pdf, 5 bytes)"));
+    }
+
+    #[test]
+    fn terminal_escapes_never_reach_the_screen() {
+        let source = b"Subject: \x1b]0;pwned\x07hi\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+red \x1b[31malert\ttab\r\n";
+        let shown = MailRecord::from_source(1, source).to_string();
+        assert!(
+            !shown.contains('\x1b') && !shown.contains('\x07'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("red \u{FFFD}[31malert\ttab\n"), "{shown:?}");
     }
 
     #[test]

@@ -48,6 +48,22 @@ pub struct SweepOptions {
     pub allow_expunge_all: bool,
 }
 
+/// Where printed mails go.
+pub trait Output {
+    /// Write one mail; return only once the output accepted all of it (flushed).
+    ///
+    /// # Errors
+    /// The output failed; the sweep then deletes nothing.
+    fn print(&mut self, mail: &FetchedMail<'_>) -> io::Result<()>;
+
+    /// Checked once more before deleting: is the reader still there? A pipe whose reader
+    /// quit after the last write fails no write, but nothing proves it read what we wrote.
+    ///
+    /// # Errors
+    /// The reader is gone.
+    fn confirm(&mut self) -> io::Result<()>;
+}
+
 /// One mail as it arrived from the server.
 pub struct FetchedMail<'a> {
     pub uid: u32,
@@ -239,8 +255,7 @@ impl Progress {
     }
 }
 
-/// Run the sweep on a logged-in session; `print` writes one mail and returns only once the
-/// output accepted it.
+/// Run the sweep on a logged-in session, printing to `output`.
 ///
 /// # Errors
 /// The server refused or broke a command (exit 5), the connection failed (exit 4), the
@@ -250,7 +265,7 @@ pub fn sweep(
     session: &mut Session,
     endpoint: &Endpoint,
     options: &SweepOptions,
-    print: &mut dyn FnMut(&FetchedMail<'_>) -> io::Result<()>,
+    output: &mut dyn Output,
 ) -> Result<Report> {
     let capabilities = session
         .capabilities()
@@ -302,10 +317,13 @@ pub fn sweep(
         &mut printed,
         &mut report,
         &mut progress,
-        print,
+        output,
     );
     progress.finish();
     fetched?;
+    if report.output_error.is_none() && !options.keep {
+        report.output_error = output.confirm().err();
+    }
 
     let requested: HashSet<u32> = unread.iter().copied().collect();
     let printed_set: HashSet<u32> = printed.iter().copied().collect();
@@ -343,7 +361,7 @@ fn fetch_and_print(
     printed: &mut Vec<u32>,
     report: &mut Report,
     progress: &mut Progress,
-    print: &mut dyn FnMut(&FetchedMail<'_>) -> io::Result<()>,
+    output: &mut dyn Output,
 ) -> Result<()> {
     for window in unread.chunks(SIZE_WINDOW) {
         let mut sizes = Vec::with_capacity(window.len());
@@ -383,7 +401,7 @@ fn fetch_and_print(
                     source,
                     internal_date: fetch.internal_date(),
                 };
-                if let Err(error) = print(&mail) {
+                if let Err(error) = output.print(&mail) {
                     report.output_error = Some(error);
                     return Ok(());
                 }
@@ -409,6 +427,11 @@ fn delete(
         return Ok(());
     }
     let sets = uid_sets(&printed, MAX_RANGES);
+    // Printing may have taken long; NOOP collects whatever the server announced meanwhile
+    // (a new UIDVALIDITY above all) before any flag is touched.
+    session
+        .noop()
+        .map_err(|e| imap_error(e, endpoint, "NOOP"))?;
     check_uid_validity(session, uid_validity, endpoint)?;
     for set in &sets {
         session
