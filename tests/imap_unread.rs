@@ -107,6 +107,10 @@ fn prints_every_unread_mail_then_deletes_exactly_those() {
         .collect();
     assert_eq!(printed_sizes, sizes, "size is the octets of BODY[]");
     let stderr = stderr_of(&assert);
+    assert!(
+        !stderr.contains('\r'),
+        "no progress line in a pipe: {stderr:?}"
+    );
     let summary = format!("printed {}", unread.len());
     assert!(stderr.contains(&summary), "{stderr}");
     assert!(
