@@ -596,3 +596,25 @@ fn a_uidvalidity_change_during_the_sweep_deletes_nothing() {
         "nothing was marked \\Deleted"
     );
 }
+
+#[test]
+fn raw_and_json_together_are_a_usage_error() {
+    let store = TempStore::empty();
+    store
+        .mailtool()
+        .env("MAILTOOL_PASSWORD", "potion")
+        .args([
+            "--json",
+            "imap-unread",
+            "--host",
+            "127.0.0.1",
+            "--user",
+            "x",
+            "--raw",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--raw and --json exclude each other",
+        ));
+}

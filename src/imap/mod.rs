@@ -36,7 +36,10 @@ pub const PASSWORD_ENV: &str = "MAILTOOL_PASSWORD";
 /// No password, a connection, TLS, login or server failure; each carries its exit status.
 pub fn run(args: &ImapUnreadArgs, format: Format) -> Result<ExitStatus> {
     if args.raw && format == Format::Json {
-        bail!("--raw and --json exclude each other (--raw prints mboxrd, --json JSON lines)");
+        return Err(anyhow::anyhow!(
+            "--raw and --json exclude each other (--raw prints mboxrd, --json JSON lines)"
+        ))
+        .exit_status(ExitStatus::Usage);
     }
     let endpoint = endpoint(args);
     let password = read_password(args, &endpoint)?;
