@@ -34,6 +34,16 @@ fn open_pty() -> (File, OwnedFd) {
     unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
 }
 
+/// Whether the terminal echoes input (master and slave share one termios).
+fn echo_is_on(master: &File) -> bool {
+    // SAFETY: termios is plain data; tcgetattr fills it from a valid descriptor.
+    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::tcgetattr(master.as_raw_fd(), &mut termios) };
+    assert_eq!(rc, 0, "tcgetattr");
+    termios.c_lflag & libc::ECHO != 0
+}
+
 /// Run `imap-unread` with the pty as controlling terminal, stdin and stderr; stdout is a
 /// pipe. `answer` is typed once the prompt appears. Returns (terminal text, stdout, status).
 fn run_on_terminal(
@@ -84,6 +94,16 @@ fn run_on_terminal(
                 .recv_timeout(Duration::from_secs(20))
                 .expect("a password prompt");
             screen.extend(chunk);
+        }
+        // Type only once the prompt has switched echo off, as a person would (a test
+        // typing faster than the program's tcsetattr would see the kernel echo it).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while echo_is_on(&master) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "echo was never turned off"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
         master.write_all(format!("{answer}\n").as_bytes()).unwrap();
     }

@@ -35,9 +35,13 @@ pub struct Endpoint {
     pub host: String,
     pub port: u16,
     pub security: Security,
+    /// Extra trusted certificates (PEM), on top of the system roots.
     pub ca_file: Option<PathBuf>,
+    /// Skip certificate and host name checks.
     pub insecure: bool,
+    /// Bounds connecting and every single read and write.
     pub timeout: Duration,
+    /// Copy the dialogue to stderr (see [`super::trace`]).
     pub trace: bool,
 }
 
@@ -381,6 +385,10 @@ pub fn imap_error(error: imap::Error, endpoint: &Endpoint, doing: &str) -> anyho
         imap::Error::Tls(tls) => (
             ExitStatus::Connection,
             format!("TLS with {endpoint} failed while {doing}: {tls}"),
+        ),
+        imap::Error::No(no) if doing.starts_with("SELECT") => (
+            ExitStatus::Server,
+            format!("{endpoint} refused {doing}: {no} (check --mailbox; only INBOX ignores case)"),
         ),
         imap::Error::No(no) => (
             ExitStatus::Server,

@@ -308,7 +308,7 @@ pub fn sweep(
     check_uid_validity(session, uid_validity, endpoint)?;
 
     let mut progress = Progress::new(unread.len(), endpoint.trace);
-    let mut printed = Vec::with_capacity(unread.len());
+    let mut printed = HashSet::with_capacity(unread.len());
     let fetched = fetch_and_print(
         session,
         endpoint,
@@ -325,14 +325,11 @@ pub fn sweep(
         report.output_error = output.confirm().err();
     }
 
-    let requested: HashSet<u32> = unread.iter().copied().collect();
-    let printed_set: HashSet<u32> = printed.iter().copied().collect();
     report.vanished = unread
         .iter()
         .copied()
-        .filter(|uid| !printed_set.contains(uid))
+        .filter(|uid| !printed.contains(uid))
         .collect();
-    debug_assert!(printed.iter().all(|uid| requested.contains(uid)));
     if report.output_error.is_some() {
         // Unprinted mails are not "vanished": printing stopped before them.
         report.vanished.clear();
@@ -358,7 +355,7 @@ fn fetch_and_print(
     endpoint: &Endpoint,
     uid_validity: u32,
     unread: &[u32],
-    printed: &mut Vec<u32>,
+    printed: &mut HashSet<u32>,
     report: &mut Report,
     progress: &mut Progress,
     output: &mut dyn Output,
@@ -393,7 +390,9 @@ fn fetch_and_print(
                 let (Some(uid), Some(source)) = (fetch.uid, fetch.body()) else {
                     continue;
                 };
-                if !chunk.contains(&uid) || printed.last().is_some_and(|&last| last >= uid) {
+                // Only the UIDs asked for, each once: unsolicited FETCH responses about
+                // other mails, or a repeated one, are not ours to print or delete.
+                if !chunk.contains(&uid) || printed.contains(&uid) {
                     continue;
                 }
                 let mail = FetchedMail {
@@ -405,7 +404,7 @@ fn fetch_and_print(
                     report.output_error = Some(error);
                     return Ok(());
                 }
-                printed.push(uid);
+                printed.insert(uid);
                 report.printed += 1;
                 report.bytes += source.len() as u64;
                 progress.update(report.printed, report.bytes);
@@ -420,12 +419,14 @@ fn delete(
     endpoint: &Endpoint,
     uid_validity: u32,
     uidplus: bool,
-    printed: Vec<u32>,
+    printed: HashSet<u32>,
     report: &mut Report,
 ) -> Result<()> {
     if printed.is_empty() {
         return Ok(());
     }
+    let mut printed: Vec<u32> = printed.into_iter().collect();
+    printed.sort_unstable();
     let sets = uid_sets(&printed, MAX_RANGES);
     // Printing may have taken long; NOOP collects whatever the server announced meanwhile
     // (a new UIDVALIDITY above all) before any flag is touched.

@@ -23,6 +23,7 @@ impl Tracer {
         Tracer::new(Box::new(std::io::stderr()))
     }
 
+    /// A tracer writing to any sink (tests use a buffer).
     pub fn new(sink: Box<dyn Write + Send>) -> Self {
         Tracer {
             sink,
