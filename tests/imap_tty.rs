@@ -175,8 +175,7 @@ fn progress_shows_on_a_terminal_as_one_updating_line() {
         None,
     );
     assert_eq!(status, 0, "{screen}");
-    assert!(screen.contains("/46 mails"), "{screen:?}");
-    assert!(screen.contains("46/46 mails"), "{screen:?}");
+    assert!(screen.contains("/46 mails, "), "{screen:?}");
     assert!(
         screen.contains('\r') && !screen.contains("mails\n"),
         "{screen:?}"

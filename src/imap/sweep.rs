@@ -20,8 +20,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{self, IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::io;
 
 use anyhow::{anyhow, Result};
 use chrono::{DateTime, FixedOffset};
@@ -30,11 +29,14 @@ use imap_proto::ResponseCode;
 
 use super::connect::{imap_error, Endpoint, Session};
 use crate::exit::{ExitStatus, Failure};
+use crate::output::Progress;
 
 /// Most octets fetched in one `UID FETCH` (a single larger mail is fetched alone).
 pub const CHUNK_BYTES: u64 = 4 << 20;
 /// Most mails fetched in one `UID FETCH`.
 pub const CHUNK_MAILS: usize = 500;
+/// Fewer unread mails than this show no progress line.
+const PROGRESS_MIN_MAILS: usize = 20;
 /// How many UIDs' sizes are asked for at once.
 const SIZE_WINDOW: usize = 2000;
 /// Most ranges in one UID set, to keep command lines far below server limits.
@@ -208,53 +210,6 @@ pub fn plan_chunks(sizes: &[(u32, u64)], max_bytes: u64, max_mails: usize) -> Ve
     chunks
 }
 
-/// One updating line on a terminal's stderr; nothing anywhere else.
-pub struct Progress {
-    enabled: bool,
-    total: usize,
-    last_drawn: Option<Instant>,
-}
-
-impl Progress {
-    /// Shown only when stderr is a terminal, there are many mails, and no trace is running.
-    pub fn new(total: usize, trace: bool) -> Self {
-        Progress {
-            enabled: !trace && total >= 20 && io::stderr().is_terminal(),
-            total,
-            last_drawn: None,
-        }
-    }
-
-    fn update(&mut self, done: usize, bytes: u64) {
-        if !self.enabled {
-            return;
-        }
-        let now = Instant::now();
-        if self
-            .last_drawn
-            .is_some_and(|at| now - at < Duration::from_millis(100))
-            && done < self.total
-        {
-            return;
-        }
-        self.last_drawn = Some(now);
-        let mut stderr = io::stderr().lock();
-        let _ = write!(
-            stderr,
-            "\r\x1b[K{done}/{} mails, {:.1} MiB",
-            self.total,
-            bytes as f64 / (1 << 20) as f64
-        );
-        let _ = stderr.flush();
-    }
-
-    fn finish(&mut self) {
-        if self.enabled && self.last_drawn.is_some() {
-            let _ = write!(io::stderr(), "\r\x1b[K");
-        }
-    }
-}
-
 /// Run the sweep on a logged-in session, printing to `output`.
 ///
 /// # Errors
@@ -307,7 +262,9 @@ pub fn sweep(
     };
     check_uid_validity(session, uid_validity, endpoint)?;
 
-    let mut progress = Progress::new(unread.len(), endpoint.trace);
+    // A progress line only for many mails, and never interleaved with a trace.
+    let mut progress =
+        (!endpoint.trace && unread.len() >= PROGRESS_MIN_MAILS).then(Progress::stderr);
     let mut printed = HashSet::with_capacity(unread.len());
     let fetched = fetch_and_print(
         session,
@@ -319,7 +276,9 @@ pub fn sweep(
         &mut progress,
         output,
     );
-    progress.finish();
+    if let Some(progress) = progress.as_mut() {
+        progress.finish();
+    }
     fetched?;
     if report.output_error.is_none() && !options.keep {
         report.output_error = output.confirm().err();
@@ -357,7 +316,7 @@ fn fetch_and_print(
     unread: &[u32],
     printed: &mut HashSet<u32>,
     report: &mut Report,
-    progress: &mut Progress,
+    progress: &mut Option<Progress>,
     output: &mut dyn Output,
 ) -> Result<()> {
     for window in unread.chunks(SIZE_WINDOW) {
@@ -407,7 +366,12 @@ fn fetch_and_print(
                 printed.insert(uid);
                 report.printed += 1;
                 report.bytes += source.len() as u64;
-                progress.update(report.printed, report.bytes);
+                if let Some(progress) = progress.as_mut() {
+                    let (done, total, bytes) = (report.printed, report.unread, report.bytes);
+                    progress.update(|| {
+                        format!("{done}/{total} mails, {:.1} MiB", bytes as f64 / 1048576.0)
+                    });
+                }
             }
         }
     }
