@@ -69,6 +69,10 @@ fn from_parsed(uid: u32, size: usize, mail: &ParsedMail<'_>) -> MailRecord {
     for part in mail.parts() {
         let mimetype = part.ctype.mimetype.as_str();
         if mimetype.starts_with("multipart/") {
+            // A multipart without a usable boundary has no parts: its body is all there is.
+            if part.subparts.is_empty() && text.is_none() {
+                text = Some(body_text(part));
+            }
             continue;
         }
         let disposition = part.get_content_disposition();
@@ -84,7 +88,7 @@ fn from_parsed(uid: u32, size: usize, mail: &ParsedMail<'_>) -> MailRecord {
             attachments.push(Attachment {
                 name: name.unwrap_or_else(|| format!("(unnamed {mimetype})")),
                 content_type: mimetype.to_owned(),
-                size: part.get_body_raw().map_or(0, |body| body.len()),
+                size: decoded_size(part),
             });
         } else if mimetype == "text/html" {
             if html.is_none() {
@@ -115,11 +119,22 @@ fn from_parsed(uid: u32, size: usize, mail: &ParsedMail<'_>) -> MailRecord {
     }
 }
 
+/// Octets after transfer decoding; for a body that does not decode, the octets as sent.
+fn decoded_size(part: &ParsedMail<'_>) -> usize {
+    part.get_body_raw()
+        .map_or_else(|_| raw_body(part).len(), |body| body.len())
+}
+
+/// The part's body as sent: what follows its header block.
+fn raw_body<'a>(part: &ParsedMail<'a>) -> &'a [u8] {
+    let raw = part.raw_bytes;
+    mailparse::parse_headers(raw).map_or(raw, |(_, header_end)| &raw[header_end..])
+}
+
 fn body_text(part: &ParsedMail<'_>) -> String {
-    part.get_body().unwrap_or_else(|_| {
-        // Undecodable transfer encoding: show the bytes rather than nothing.
-        String::from_utf8_lossy(part.get_body_raw().as_deref().unwrap_or_default()).into_owned()
-    })
+    // Undecodable transfer encoding: show the bytes as sent rather than nothing.
+    part.get_body()
+        .unwrap_or_else(|_| String::from_utf8_lossy(raw_body(part)).into_owned())
 }
 
 /// Replace control characters (terminal escapes included) except newline and tab.
@@ -262,6 +277,21 @@ red \x1b[31malert\ttab\r\n";
             "{shown:?}"
         );
         assert!(shown.contains("red \u{FFFD}[31malert\ttab\n"), "{shown:?}");
+    }
+
+    #[test]
+    fn broken_mails_still_show_what_they_carry() {
+        let no_boundary = include_bytes!("../../testdata/mail/missing-boundary.eml");
+        let record = MailRecord::from_source(1, no_boundary);
+        assert!(record.text.contains("La la la"), "{:?}", record.text);
+        let bad_base64 = include_bytes!("../../testdata/mail/bad-base64.eml");
+        let record = MailRecord::from_source(2, bad_base64);
+        let attachment = &record.attachments[0];
+        assert_eq!(attachment.name, "recipe.bin");
+        assert!(
+            attachment.size > 0,
+            "the octets as sent, since they do not decode"
+        );
     }
 
     #[test]
