@@ -5,6 +5,7 @@
 //! needs (who, when, what, the text, which attachments) and keeps hostile bytes off the
 //! terminal: control characters in headers and text are replaced before they are shown.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -104,7 +105,11 @@ fn from_parsed(uid: u32, size: usize, mail: &ParsedMail<'_>) -> MailRecord {
         (None, None) => (String::new(), false),
     };
     // Line ends are the wire's business; the reader gets plain newlines.
-    let text = text.replace("\r\n", "\n");
+    let text = if text.contains("\r\n") {
+        text.replace("\r\n", "\n")
+    } else {
+        text
+    };
     MailRecord {
         uid,
         message_id: header("Message-ID").map(|id| id.trim().to_owned()),
@@ -138,20 +143,28 @@ fn body_text(part: &ParsedMail<'_>) -> String {
 }
 
 /// Replace control characters (terminal escapes included) except newline and tab.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                '\u{FFFD}'
-            } else {
-                c
-            }
-        })
-        .collect()
+fn printable(text: &str) -> Cow<'_, str> {
+    let unwanted = |c: char| c.is_control() && c != '\n' && c != '\t';
+    // Most text has no control character at all: check bytes first (C0 and DEL are single
+    // bytes, C1 controls are U+0080..U+009F, encoded 0xC2 0x80..0x9F).
+    let bytes = text.as_bytes();
+    let suspicious = bytes.iter().enumerate().any(|(i, &b)| {
+        (b < 0x20 && b != b'\n' && b != b'\t')
+            || b == 0x7f
+            || (b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)))
+    });
+    if !suspicious {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| if unwanted(c) { '\u{FFFD}' } else { c })
+            .collect(),
+    )
 }
 
 fn one_line(text: &str) -> String {
-    printable(&text.replace(['\r', '\n'], " "))
+    printable(&text.replace(['\r', '\n'], " ")).into_owned()
 }
 
 impl fmt::Display for MailRecord {
@@ -173,7 +186,7 @@ impl fmt::Display for MailRecord {
         if self.html_only {
             writeln!(f, "[This mail has no plain-text part; its HTML follows.]")?;
         }
-        let text = printable(&self.text.replace("\r\n", "\n"));
+        let text = printable(&self.text);
         f.write_str(&text)?;
         if !text.ends_with('\n') {
             writeln!(f)?;
@@ -291,6 +304,15 @@ red \x1b[31malert\ttab\r\n";
         assert!(
             attachment.size > 0,
             "the octets as sent, since they do not decode"
+        );
+    }
+
+    #[test]
+    fn printable_replaces_exactly_the_control_characters() {
+        assert!(matches!(printable("Café\tà\nOK"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("a\u{1b}b\u{7f}c\u{85}d\u{a0}e\r"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\u{a0}e\u{FFFD}"
         );
     }
 
