@@ -189,8 +189,7 @@ impl fmt::Display for MailboxSummary {
 /// `mbox list`: every user with counts taken from file names (sizes from `,S=` when present).
 pub fn list(store: &Store) -> Result<Vec<MailboxSummary>> {
     let mut summaries = Vec::new();
-    for user in store.users()? {
-        let mailbox = store.mailbox(&user)?;
+    for (user, mailbox) in store.mailboxes()? {
         let entries = mailbox.list()?;
         let mut bytes = 0;
         for entry in &entries {

@@ -331,6 +331,18 @@ impl Store {
         Ok(maildir)
     }
 
+    /// Every user with their Maildir, reading `passwd` once.
+    pub fn mailboxes(&self) -> Result<Vec<(UserName, Maildir)>> {
+        let file = self.read_passwd()?;
+        let mut all = Vec::new();
+        for entry in file.entries() {
+            let maildir = Maildir::open(&self.mailbox_path(entry.name()))?;
+            maildir.ensure_folders()?;
+            all.push((entry.name().clone(), maildir));
+        }
+        Ok(all)
+    }
+
     fn unknown(&self, name: &UserName) -> StoreError {
         StoreError::UnknownUser {
             name: name.clone(),

@@ -103,6 +103,7 @@ impl PasswdFile {
             malformed(line + 1, "it is not valid UTF-8".into())
         })?;
         let mut lines = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (index, raw) in text.lines().enumerate() {
             let number = index + 1;
             if raw.trim().is_empty() || raw.trim_start().starts_with('#') {
@@ -125,10 +126,7 @@ impl PasswdFile {
                 password: password.to_owned(),
                 rest: rest.to_owned(),
             };
-            if lines
-                .iter()
-                .any(|l| matches!(l, Line::User(u) if u.name == entry.name))
-            {
+            if !seen.insert(entry.name.clone()) {
                 return Err(malformed(
                     number,
                     format!("user '{}' is listed twice", entry.name),

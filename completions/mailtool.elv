@@ -1,0 +1,212 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[mailtool] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'mailtool'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'mailtool'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve-pop 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
+            cand imap-unread 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
+            cand inspect 'Show headers, decoded subjects, MIME structure and attachments of mails'
+            cand mbox 'Manage the store: users, passwords, delivery'
+            cand completions 'Print a shell completion script to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mailtool;serve-pop'= {
+            cand --bind 'The address to listen on'
+            cand --port 'The TCP port (0 picks a free one; the chosen address is printed)'
+            cand --idle-timeout 'Close a session that sends nothing for this long (RFC 1939 asks for at least 600)'
+            cand --max-connections 'Most sessions served at once; further clients wait to be accepted'
+            cand --max-connections-per-ip 'Most sessions at once from one client address'
+            cand --log-format 'How to write the session log on stderr'
+            cand --tls-cert 'PEM certificate chain: enables STLS (and --tls-port)'
+            cand --tls-key 'PEM private key for --tls-cert'
+            cand --tls-port 'Also serve implicit TLS (POP3S, conventionally 995) on this port'
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --demo 'Serve a fresh temporary copy of the embedded demo store instead of --store'
+            cand --trace 'Print the live dialogue of every session on stderr (passwords masked)'
+            cand --require-tls 'Refuse USER, PASS, APOP and AUTH until the session is encrypted'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;imap-unread'= {
+            cand --host 'The IMAP server''s host name or address'
+            cand --port 'The port [default: 143, or 993 with --tls]'
+            cand --user 'The IMAP user name'
+            cand --password-file 'Read the password from the first line of this file'
+            cand --ca-file 'Trust the certificates in this PEM file (in addition to the system roots)'
+            cand --mailbox 'The mailbox to sweep'
+            cand --timeout 'Connect and read timeout'
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --tls 'Implicit TLS (IMAPS)'
+            cand --starttls 'Upgrade a plain connection with STARTTLS; fail if the server does not offer it'
+            cand --insecure 'Do not verify the server''s certificate (says so on stderr)'
+            cand --keep 'Print the unread mails but change nothing on the server'
+            cand --raw 'Print each mail''s exact source in mboxrd framing (re-import with `mbox deliver --mbox`)'
+            cand --trace 'Print the IMAP dialogue on stderr (password masked)'
+            cand --allow-expunge-all 'On servers without UIDPLUS, delete with plain EXPUNGE, which also removes mails other clients marked \Deleted'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;inspect'= {
+            cand --user 'Inspect this user''s mailbox in the store (when no PATH is given)'
+            cand --extract 'Write the attachments into this directory under safe file names'
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --body 'Also show the decoded text body'
+            cand --headers 'Also show every header, decoded'
+            cand --force 'With --extract, overwrite files that already exist'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;mbox'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand add-user 'Create a user: a passwd line and an empty Maildir'
+            cand del-user 'Remove a user and, unless --keep-mail, their mailbox'
+            cand passwd 'Change a user''s password'
+            cand list 'List users with their message count, unread count and total size'
+            cand deliver 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mailtool;mbox;add-user'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --password-stdin 'Read the password from the first line of stdin instead of prompting'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;mbox;del-user'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --keep-mail 'Leave the user''s Maildir on disk'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;mbox;passwd'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --password-stdin 'Read the password from the first line of stdin instead of prompting'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;mbox;list'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;mbox;deliver'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --mbox 'The inputs are mbox files (mboxrd): split them and deliver every message'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;mbox;help'= {
+            cand add-user 'Create a user: a passwd line and an empty Maildir'
+            cand del-user 'Remove a user and, unless --keep-mail, their mailbox'
+            cand passwd 'Change a user''s password'
+            cand list 'List users with their message count, unread count and total size'
+            cand deliver 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mailtool;mbox;help;add-user'= {
+        }
+        &'mailtool;mbox;help;del-user'= {
+        }
+        &'mailtool;mbox;help;passwd'= {
+        }
+        &'mailtool;mbox;help;list'= {
+        }
+        &'mailtool;mbox;help;deliver'= {
+        }
+        &'mailtool;mbox;help;help'= {
+        }
+        &'mailtool;completions'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;help'= {
+            cand serve-pop 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
+            cand imap-unread 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
+            cand inspect 'Show headers, decoded subjects, MIME structure and attachments of mails'
+            cand mbox 'Manage the store: users, passwords, delivery'
+            cand completions 'Print a shell completion script to stdout'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mailtool;help;serve-pop'= {
+        }
+        &'mailtool;help;imap-unread'= {
+        }
+        &'mailtool;help;inspect'= {
+        }
+        &'mailtool;help;mbox'= {
+            cand add-user 'Create a user: a passwd line and an empty Maildir'
+            cand del-user 'Remove a user and, unless --keep-mail, their mailbox'
+            cand passwd 'Change a user''s password'
+            cand list 'List users with their message count, unread count and total size'
+            cand deliver 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)'
+        }
+        &'mailtool;help;mbox;add-user'= {
+        }
+        &'mailtool;help;mbox;del-user'= {
+        }
+        &'mailtool;help;mbox;passwd'= {
+        }
+        &'mailtool;help;mbox;list'= {
+        }
+        &'mailtool;help;mbox;deliver'= {
+        }
+        &'mailtool;help;completions'= {
+        }
+        &'mailtool;help;help'= {
+        }
+    ]
+    $completions[$command]
+}
