@@ -133,10 +133,7 @@ print(json.dumps(out))
 #[test]
 fn subjects_file_names_and_addresses_match_python_email() {
     let store = TempStore::demo();
-    let mut files: Vec<String> = corpus()
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let mut files: Vec<String> = corpus().iter().map(|p| p.display().to_string()).collect();
     for user in ["asterix", "obelix"] {
         files.extend(store.messages(user).iter().map(|p| p.display().to_string()));
     }
@@ -212,10 +209,7 @@ fn body_and_headers_are_decoded() {
 
 #[test]
 fn dates_are_normalised_to_utc_and_missing_ones_are_null() {
-    let values = inspect_json(&[
-        "testdata/mail/plain.eml",
-        "testdata/mail/no-date.eml",
-    ]);
+    let values = inspect_json(&["testdata/mail/plain.eml", "testdata/mail/no-date.eml"]);
     assert_eq!(values[0]["date"], "Mon, 06 Nov 2023 11:42:05 +0100");
     assert_eq!(values[0]["date_utc"], "2023-11-06T10:42:05Z");
     assert!(values[1]["date"].is_null() && values[1]["date_utc"].is_null());
@@ -348,7 +342,10 @@ fn an_unreadable_file_is_one_error_line_and_the_others_carry_on() {
         .into_iter()
         .map(|v| v["subject"].clone())
         .collect();
-    assert_eq!(subjects, ["Lunch at the village square", "Banquet programme"]);
+    assert_eq!(
+        subjects,
+        ["Lunch at the village square", "Banquet programme"]
+    );
 
     mailtool()
         .arg("inspect")
@@ -391,7 +388,10 @@ fn hostile_file_names_never_escape_the_extract_directory() {
     on_disk.sort();
     let mut expected = written.clone();
     expected.sort();
-    assert_eq!(on_disk, expected, "exactly the reported files, nothing else");
+    assert_eq!(
+        on_disk, expected,
+        "exactly the reported files, nothing else"
+    );
     assert_eq!(
         fs::read_dir(scratch.path()).unwrap().count(),
         1,
@@ -410,7 +410,9 @@ fn hostile_file_names_never_escape_the_extract_directory() {
         .arg(&hostile)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("passwd already exists (not overwritten; add --force"));
+        .stderr(predicate::str::contains(
+            "passwd already exists (not overwritten; add --force",
+        ));
     assert_eq!(fs::read_to_string(dir.join("passwd")).unwrap(), "mine");
 
     // With --force a symbolic link planted under the name is replaced, not followed.
@@ -509,7 +511,10 @@ fn a_million_empty_parts_are_capped() {
     }
     let summary = summarize(&mail);
     assert_eq!(summary.parts.len(), mailtool::inspect::parse::MAX_PARTS);
-    assert!(summary.warnings.iter().any(|w| w.contains("only the first")));
+    assert!(summary
+        .warnings
+        .iter()
+        .any(|w| w.contains("only the first")));
 }
 
 fn nested(depth: usize) -> Vec<u8> {
@@ -563,7 +568,10 @@ impl Rng {
 fn truncated_and_bit_flipped_corpus_messages_never_panic() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut samples = corpus();
-    samples.push(support::testdata().join("store/asterix/new/1700031180.M837832P4056Q8.village,S=20566,W=20929"));
+    samples.push(
+        support::testdata()
+            .join("store/asterix/new/1700031180.M837832P4056Q8.village,S=20566,W=20929"),
+    );
     for file in samples {
         let original = fs::read(&file).unwrap();
         let step = (original.len() / 150).max(1);
@@ -599,7 +607,9 @@ fn fragment() -> impl Strategy<Value = Vec<u8>> {
         Just(b"Content-Type: text/plain; charset=x-bogus\n".to_vec()),
         Just(b"Content-Transfer-Encoding: base64\n".to_vec()),
         Just(b"Content-Transfer-Encoding: quoted-printable\n".to_vec()),
-        Just(b"Content-Disposition: attachment; filename*0*=utf-8''%C3; filename*1=\"x\"\n".to_vec()),
+        Just(
+            b"Content-Disposition: attachment; filename*0*=utf-8''%C3; filename*1=\"x\"\n".to_vec()
+        ),
         Just(b"Subject: =?utf-8?B?w6k=?= =?iso-8859-1?Q?=E9?=\n".to_vec()),
         Just(b"From: \"a, b\" <a@b>, group: c@d;\n".to_vec()),
         Just(b"Date: 31 Feb 99999 25:61:61 +9999\n".to_vec()),
@@ -625,4 +635,54 @@ proptest! {
     fn random_mime_shaped_input_never_panics(pieces in prop::collection::vec(fragment(), 0..60)) {
         exercise(&pieces.concat());
     }
+}
+
+#[test]
+fn a_large_maildir_prints_in_mailbox_order_like_the_sequential_path() {
+    let scratch = tempfile::tempdir().unwrap();
+    let maildir = scratch.path().join("maildir");
+    for sub in ["tmp", "new", "cur"] {
+        fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    let corpus = corpus();
+    for i in 0..300 {
+        let source = &corpus[i % corpus.len()];
+        let folder = if i % 3 == 0 { "cur" } else { "new" };
+        let flags = if folder == "cur" { ":2,RS" } else { "" };
+        let name = format!(
+            "{}.M{i}P1Q{i}.test{flags}",
+            1_700_000_000 + (i * 7919) % 1000
+        );
+        fs::copy(source, maildir.join(folder).join(name)).unwrap();
+    }
+    // --extract keeps to one thread (it names files in message order); without it, a
+    // mailbox this size is parsed on every core. Both must print the same, in the same order.
+    let parallel = inspect_json(&[maildir.to_str().unwrap()]);
+    let extract_dir = scratch.path().join("attachments");
+    let mut sequential = inspect_json(&[
+        maildir.to_str().unwrap(),
+        "--extract",
+        extract_dir.to_str().unwrap(),
+    ]);
+    for value in &mut sequential {
+        assert!(value["extracted"].is_array());
+        value["extracted"] = Value::Null;
+    }
+    assert_eq!(parallel.len(), 300);
+    assert!(
+        parallel == sequential,
+        "parallel output differs from sequential"
+    );
+    let store = mailtool::store::Maildir::open(&maildir).unwrap();
+    let listed: Vec<String> = store
+        .list()
+        .unwrap()
+        .iter()
+        .map(|entry| store.entry_path(entry).display().to_string())
+        .collect();
+    let printed: Vec<&str> = parallel
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, printed);
 }

@@ -47,8 +47,9 @@ impl Extractor {
     /// # Errors
     /// When DIR cannot be created or is not a directory.
     pub fn new(dir: &Path, force: bool) -> Result<Extractor> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {} (the --extract directory)", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| {
+            format!("cannot create {} (the --extract directory)", dir.display())
+        })?;
         Ok(Extractor {
             dir: dir.to_owned(),
             force,
@@ -89,7 +90,8 @@ impl Extractor {
                     )
                 }
                 Err(e) => {
-                    return Err(e.error).with_context(|| format!("cannot write {}", target.display()))
+                    return Err(e.error)
+                        .with_context(|| format!("cannot write {}", target.display()))
                 }
             }
         }

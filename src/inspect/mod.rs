@@ -11,9 +11,13 @@ pub mod extract;
 pub mod parse;
 mod render;
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -26,6 +30,12 @@ use crate::store::{Maildir, MessageEntry, Store, StoreError, UserName};
 
 pub use extract::{safe_file_name, Extracted, Extractor};
 pub use parse::{summarize, Address, HeaderField, MessageSummary, ParsedMessage, PartSummary};
+
+/// Most threads a mailbox is parsed on.
+const MAX_WORKERS: usize = 8;
+
+/// Messages per unit of work handed to a thread.
+const CHUNK: usize = 32;
 
 /// How a message is shown to people: in full, or as one line of a mailbox listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +180,9 @@ pub fn run(store: &Store, args: &InspectArgs, format: Format) -> Result<ExitStat
         .exit_status(ExitStatus::Usage);
     }
     let mut inspector = Inspector {
-        printer: Printer::stdout(format),
+        // Buffered, so that serialising a message is one write instead of one per string
+        // (the printer still flushes after each message).
+        printer: Printer::new(format, BufWriter::new(io::stdout())),
         options: Options {
             headers: args.headers,
             body: args.body,
@@ -218,7 +230,7 @@ fn user_mailbox(store: &Store, user: &UserName) -> Result<Maildir, StoreError> {
 }
 
 struct Inspector {
-    printer: Printer<io::Stdout>,
+    printer: Printer<BufWriter<io::Stdout>>,
     options: Options,
     extractor: Option<Extractor>,
     failed: bool,
@@ -233,6 +245,15 @@ impl Inspector {
         self.failed = true;
     }
 
+    /// `--headers` and `--body` ask for more than one line can hold.
+    fn view_for(&self, view: View) -> View {
+        if self.options.headers || self.options.body {
+            View::Full
+        } else {
+            view
+        }
+    }
+
     fn show(
         &mut self,
         bytes: &[u8],
@@ -241,11 +262,7 @@ impl Inspector {
         flags: &str,
         view: View,
     ) -> Result<()> {
-        let view = if self.options.headers || self.options.body {
-            View::Full
-        } else {
-            view
-        };
+        let view = self.view_for(view);
         let (inspected, errors) = inspect_bytes(
             bytes,
             path,
@@ -301,6 +318,17 @@ impl Inspector {
             }
         };
         self.progress.add_total(entries.len());
+        // Extraction names files in message order, so it stays on one thread.
+        let workers = if self.extractor.is_some() {
+            1
+        } else {
+            thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_WORKERS)
+        };
+        if workers > 1 && entries.len() >= 4 * workers {
+            return self.maildir_in_parallel(maildir, user, &entries, workers);
+        }
         for entry in entries {
             self.progress.tick();
             match read_entry(maildir, &entry) {
@@ -312,6 +340,73 @@ impl Inspector {
             }
         }
         Ok(())
+    }
+
+    /// Read, parse and render messages on `workers` threads; print them here, in mailbox
+    /// order. Parsing dominates the cost of a mailbox, and messages are independent.
+    fn maildir_in_parallel(
+        &mut self,
+        maildir: &Maildir,
+        user: Option<&UserName>,
+        entries: &[MessageEntry],
+        workers: usize,
+    ) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let format = self.printer.format();
+        let options = self.options;
+        let view = self.view_for(View::Line);
+        let render = |entry: &MessageEntry| -> Result<Vec<u8>> {
+            let (bytes, entry) = read_entry(maildir, entry)?;
+            let path = maildir.entry_path(&entry).display().to_string();
+            let user = user.map(|u| u.as_str().to_owned());
+            let (inspected, _) =
+                inspect_bytes(&bytes, path, user, entry.flags(), options, None, view);
+            let mut printer = Printer::new(format, Vec::new());
+            printer.print(&inspected)?;
+            Ok(printer.into_inner())
+        };
+        // Work is handed out and sent back in chunks: per message, the channel's locking
+        // would cost as much as the parsing.
+        let (sender, receiver) = mpsc::sync_channel::<(usize, Vec<Result<Vec<u8>>>)>(4 * workers);
+        thread::scope(|scope| {
+            for _ in 0..workers {
+                let sender = sender.clone();
+                let next = &next;
+                let render = &render;
+                scope.spawn(move || loop {
+                    let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+                    let Some(chunk) = entries.get(start..(start + CHUNK).min(entries.len())) else {
+                        break;
+                    };
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let rendered = chunk.iter().map(render).collect();
+                    // The receiver is gone only when printing failed; stop quietly.
+                    if sender.send((start / CHUNK, rendered)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(sender);
+            let mut waiting = BTreeMap::new();
+            let mut next_to_print = 0;
+            for (index, rendered) in receiver {
+                waiting.insert(index, rendered);
+                while let Some(chunk) = waiting.remove(&next_to_print) {
+                    next_to_print += 1;
+                    for rendered in chunk {
+                        self.progress.tick();
+                        match rendered {
+                            Ok(bytes) => self.printer.raw().write_all(&bytes)?,
+                            Err(error) => self.fail(error),
+                        }
+                    }
+                    self.printer.raw().flush()?;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn store(&mut self, store: &Store) -> Result<()> {

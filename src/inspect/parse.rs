@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use mailparse::body::Body;
 use mailparse::{
     addrparse_header, dateparse, parse_content_disposition, parse_content_type, DispositionType,
-    MailAddr, MailHeader, MailHeaderMap, ParsedContentType,
+    MailAddr, MailHeader, ParsedContentType,
 };
 use serde::Serialize;
 
@@ -126,6 +126,7 @@ struct Entity<'a> {
 /// A message split into its entities. Borrows the bytes; cheap to build.
 pub struct ParsedMessage<'a> {
     headers: Vec<MailHeader<'a>>,
+    body_start: usize,
     entities: Vec<Entity<'a>>,
     warnings: Vec<String>,
 }
@@ -153,9 +154,10 @@ impl<'a> ParsedMessage<'a> {
     /// Split a message into entities. Never panics, never recurses.
     pub fn parse(raw: &'a [u8]) -> ParsedMessage<'a> {
         let mut warnings = Vec::new();
-        let (headers, _) = parse_headers_lenient(raw, "the message", &mut warnings);
+        let (headers, body_start) = parse_headers_lenient(raw, "the message", &mut warnings);
         let mut message = ParsedMessage {
             headers,
+            body_start,
             entities: Vec::new(),
             warnings,
         };
@@ -189,14 +191,15 @@ impl<'a> ParsedMessage<'a> {
                 format!("part {}", pending.section)
             };
             // The top level's headers were parsed already, with their warnings.
-            let (headers, body_start) = if pending.depth == 0 {
-                let mut ignored = Vec::new();
-                parse_headers_lenient(pending.raw, &where_, &mut ignored)
+            let parsed_here;
+            let (headers, body_start): (&[MailHeader<'a>], usize) = if pending.depth == 0 {
+                (&self.headers, self.body_start)
             } else {
-                parse_headers_lenient(pending.raw, &where_, &mut self.warnings)
+                parsed_here = parse_headers_lenient(pending.raw, &where_, &mut self.warnings);
+                (&parsed_here.0, parsed_here.1)
             };
             let body = pending.raw.get(body_start..).unwrap_or_default();
-            let ctype = match headers.get_first_value("Content-Type") {
+            let ctype = match first_value(headers, "Content-Type") {
                 Some(value) => parse_content_type(&value),
                 None => {
                     let mut default = ParsedContentType::default();
@@ -218,12 +221,10 @@ impl<'a> ParsedMessage<'a> {
             } else {
                 Some(pending.section.clone())
             };
-            let label = part.as_deref().map_or_else(
-                || where_.clone(),
-                |number| format!("part {number}"),
-            );
-            let encoding = headers
-                .get_first_value("Content-Transfer-Encoding")
+            let label = part
+                .as_deref()
+                .map_or_else(|| where_.clone(), |number| format!("part {number}"));
+            let encoding = first_value(headers, "Content-Transfer-Encoding")
                 .map(|value| value.trim().to_ascii_lowercase())
                 .unwrap_or_else(|| "7bit".into());
             if kind != Kind::Leaf && pending.depth + 1 >= MAX_DEPTH {
@@ -235,8 +236,7 @@ impl<'a> ParsedMessage<'a> {
                 }
                 kind = Kind::Leaf;
             }
-            if kind == Kind::Message && !matches!(encoding.as_str(), "7bit" | "8bit" | "binary")
-            {
+            if kind == Kind::Message && !matches!(encoding.as_str(), "7bit" | "8bit" | "binary") {
                 kind = Kind::Leaf;
             }
             if !matches!(
@@ -257,21 +257,20 @@ impl<'a> ParsedMessage<'a> {
                     ));
                 }
             }
-            let (disposition, disposition_params) = match headers
-                .get_first_value("Content-Disposition")
-            {
-                Some(value) => {
-                    let parsed = parse_content_disposition(&value);
-                    let kind = match parsed.disposition {
-                        DispositionType::Inline => "inline".to_owned(),
-                        DispositionType::Attachment => "attachment".to_owned(),
-                        DispositionType::FormData => "form-data".to_owned(),
-                        DispositionType::Extension(other) => other,
-                    };
-                    (Some(kind), parsed.params)
-                }
-                None => (None, Default::default()),
-            };
+            let (disposition, disposition_params) =
+                match first_value(headers, "Content-Disposition") {
+                    Some(value) => {
+                        let parsed = parse_content_disposition(&value);
+                        let kind = match parsed.disposition {
+                            DispositionType::Inline => "inline".to_owned(),
+                            DispositionType::Attachment => "attachment".to_owned(),
+                            DispositionType::FormData => "form-data".to_owned(),
+                            DispositionType::Extension(other) => other,
+                        };
+                        (Some(kind), parsed.params)
+                    }
+                    None => (None, Default::default()),
+                };
             let filename = disposition_params
                 .get("filename")
                 .or_else(|| ctype.params.get("name"))
@@ -351,12 +350,18 @@ impl<'a> ParsedMessage<'a> {
     /// The summary of the whole message.
     pub fn summary(&self) -> MessageSummary {
         let mut warnings = self.warnings.clone();
-        for field in SINGLETON_FIELDS {
-            let count = self.headers.get_all_headers(field).len();
+        let mut counts = [0usize; SINGLETON_FIELDS.len()];
+        for header in &self.headers {
+            if let Some(index) = SINGLETON_FIELDS
+                .iter()
+                .position(|field| is_named(header, field))
+            {
+                counts[index] += 1;
+            }
+        }
+        for (field, count) in SINGLETON_FIELDS.into_iter().zip(counts) {
             if count > 1 {
-                warnings.push(format!(
-                    "{field} appears {count} times; the first is shown"
-                ));
+                warnings.push(format!("{field} appears {count} times; the first is shown"));
             }
         }
         let date = self.first_value("Date");
@@ -378,7 +383,7 @@ impl<'a> ParsedMessage<'a> {
             from,
             to,
             cc,
-            subject: self.headers.get_first_value("Subject"),
+            subject: first_value(&self.headers, "Subject"),
             attachments: parts.iter().filter(|p| p.attachment).count(),
             parts,
             warnings,
@@ -386,13 +391,11 @@ impl<'a> ParsedMessage<'a> {
     }
 
     fn first_value(&self, field: &str) -> Option<String> {
-        self.headers
-            .get_first_value(field)
-            .map(|value| value.trim().to_owned())
+        first_value(&self.headers, field).map(|value| value.trim().to_owned())
     }
 
     fn addresses(&self, field: &str, warnings: &mut Vec<String>) -> Vec<Address> {
-        let Some(header) = self.headers.get_first_header(field) else {
+        let Some(header) = first_header(&self.headers, field) else {
             return Vec::new();
         };
         match addrparse_header(header) {
@@ -451,6 +454,24 @@ impl<'a> ParsedMessage<'a> {
             .filter(|e| e.summary.attachment)
             .map(|e| (&e.summary, decode_transfer(e.body, &e.summary.encoding).0))
     }
+}
+
+/// Whether a header has this name. Compares the raw bytes: mailparse's own lookups decode
+/// every key they pass, which was the biggest cost of summarising a mailbox.
+fn is_named(header: &MailHeader<'_>, name: &str) -> bool {
+    header
+        .get_key_raw()
+        .trim_ascii_end()
+        .eq_ignore_ascii_case(name.as_bytes())
+}
+
+fn first_header<'h, 'a>(headers: &'h [MailHeader<'a>], name: &str) -> Option<&'h MailHeader<'a>> {
+    headers.iter().find(|header| is_named(header, name))
+}
+
+/// The first value of a header, unfolded and RFC 2047-decoded.
+fn first_value(headers: &[MailHeader<'_>], name: &str) -> Option<String> {
+    first_header(headers, name).map(MailHeader::get_value)
 }
 
 /// Header fields up to the blank line, and where the body starts. Unlike mailparse's
@@ -618,7 +639,9 @@ fn decode_transfer<'a>(body: &'a [u8], encoding: &str) -> (Cow<'a, [u8]>, Option
             Ok(bytes) => (Cow::Owned(bytes), None),
             Err(error) => (
                 Cow::Borrowed(body),
-                Some(format!("invalid quoted-printable ({error}); shown undecoded")),
+                Some(format!(
+                    "invalid quoted-printable ({error}); shown undecoded"
+                )),
             ),
         },
         Body::SevenBit(_) | Body::EightBit(_) | Body::Binary(_) => (Cow::Borrowed(body), None),

@@ -92,13 +92,10 @@ impl Inspected {
             .iter()
             .map(|name| name.chars().next().unwrap_or('?'))
             .collect();
-        let date = summary
-            .date_utc
-            .as_deref()
-            .map_or_else(
-                || "-".to_owned(),
-                |d| d.get(..16).unwrap_or(d).replace('T', " "),
-            );
+        let date = summary.date_utc.as_deref().map_or_else(
+            || "-".to_owned(),
+            |d| d.get(..16).unwrap_or(d).replace('T', " "),
+        );
         let from = summary
             .from
             .first()
@@ -182,7 +179,10 @@ fn escape(text: &str) -> Cow<'_, str> {
 
 /// Multi-line text: line ends and tabs stay, other control characters are escaped.
 fn escape_text(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if !text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
