@@ -123,17 +123,19 @@ pub fn inspect_bytes(
         }
         written
     });
+    let headers = options.headers.then(|| parsed.headers());
+    let body = if options.body {
+        parsed.text_body()
+    } else {
+        None
+    };
     let inspected = Inspected {
         user,
         size: bytes.len() as u64,
         flags: flag_names(flag_letters),
-        summary: parsed.summary(),
-        headers: options.headers.then(|| parsed.headers()),
-        body: if options.body {
-            parsed.text_body()
-        } else {
-            None
-        },
+        summary: parsed.into_summary(),
+        headers,
+        body,
         extracted,
         view,
         path,
@@ -361,7 +363,7 @@ impl Inspector {
             let user = user.map(|u| u.as_str().to_owned());
             let (inspected, _) =
                 inspect_bytes(&bytes, path, user, entry.flags(), options, None, view);
-            let mut printer = Printer::new(format, Vec::new());
+            let mut printer = Printer::new(format, Vec::with_capacity(4096));
             printer.print(&inspected)?;
             Ok(printer.into_inner())
         };

@@ -105,7 +105,7 @@ pub struct HeaderField {
 
 /// Summarise a message. Never panics, whatever the bytes: problems become warnings.
 pub fn summarize(bytes: &[u8]) -> MessageSummary {
-    ParsedMessage::parse(bytes).summary()
+    ParsedMessage::parse(bytes).into_summary()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,7 +349,18 @@ impl<'a> ParsedMessage<'a> {
 
     /// The summary of the whole message.
     pub fn summary(&self) -> MessageSummary {
-        let mut warnings = self.warnings.clone();
+        let parts = self.entities.iter().map(|e| e.summary.clone()).collect();
+        self.summary_with(parts, self.warnings.clone())
+    }
+
+    /// The summary, without copying what the message no longer needs.
+    pub fn into_summary(mut self) -> MessageSummary {
+        let entities = std::mem::take(&mut self.entities);
+        let warnings = std::mem::take(&mut self.warnings);
+        self.summary_with(entities.into_iter().map(|e| e.summary).collect(), warnings)
+    }
+
+    fn summary_with(&self, parts: Vec<PartSummary>, mut warnings: Vec<String>) -> MessageSummary {
         let mut counts = [0usize; SINGLETON_FIELDS.len()];
         for header in &self.headers {
             if let Some(index) = SINGLETON_FIELDS
@@ -375,7 +386,6 @@ impl<'a> ParsedMessage<'a> {
         let from = self.addresses("From", &mut warnings);
         let to = self.addresses("To", &mut warnings);
         let cc = self.addresses("Cc", &mut warnings);
-        let parts: Vec<PartSummary> = self.entities.iter().map(|e| e.summary.clone()).collect();
         MessageSummary {
             message_id: self.first_value("Message-ID"),
             date,
@@ -481,7 +491,7 @@ fn parse_headers_lenient<'a>(
     where_: &str,
     warnings: &mut Vec<String>,
 ) -> (Vec<MailHeader<'a>>, usize) {
-    let mut headers = Vec::new();
+    let mut headers = Vec::with_capacity(24);
     let mut malformed = 0usize;
     let mut ix = 0;
     while ix < raw.len() {
