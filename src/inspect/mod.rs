@@ -66,6 +66,9 @@ pub struct Inspected {
     pub extracted: Option<Vec<Extracted>>,
     #[serde(skip)]
     pub view: View,
+    /// What was asked for, so that the human view can say "no text part" for `--body`.
+    #[serde(skip)]
+    pub options: Options,
 }
 
 /// Maildir flag letters (the `:2,` info) by name; other letters (Dovecot keywords) are kept
@@ -138,6 +141,7 @@ pub fn inspect_bytes(
         body,
         extracted,
         view,
+        options,
         path,
     };
     (inspected, errors)

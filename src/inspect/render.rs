@@ -60,12 +60,17 @@ impl Inspected {
                 writeln!(f, "{}: {}", escape(&header.name), escape(&header.value))?;
             }
         }
-        if let Some(body) = &self.body {
+        if self.options.body {
             writeln!(f, "--- body ---")?;
-            let text = escape_text(body);
-            f.write_str(&text)?;
-            if !text.ends_with('\n') {
-                f.write_char('\n')?;
+            match &self.body {
+                Some(body) => {
+                    let text = escape_text(body);
+                    f.write_str(&text)?;
+                    if !text.ends_with('\n') {
+                        f.write_char('\n')?;
+                    }
+                }
+                None => writeln!(f, "(no text part)")?,
             }
         }
         if let Some(extracted) = &self.extracted {
