@@ -154,7 +154,7 @@ impl<'a> ParsedMessage<'a> {
     /// Split a message into entities. Never panics, never recurses.
     pub fn parse(raw: &'a [u8]) -> ParsedMessage<'a> {
         let mut warnings = Vec::new();
-        let (headers, body_start) = parse_headers_lenient(raw, "the message", &mut warnings);
+        let (headers, body_start) = parse_headers_lenient(raw, Place(""), &mut warnings);
         let mut message = ParsedMessage {
             headers,
             body_start,
@@ -185,17 +185,13 @@ impl<'a> ParsedMessage<'a> {
                 }
                 continue;
             }
-            let where_ = if pending.section.is_empty() {
-                "the message".to_owned()
-            } else {
-                format!("part {}", pending.section)
-            };
+            let where_ = Place(&pending.section);
             // The top level's headers were parsed already, with their warnings.
             let parsed_here;
             let (headers, body_start): (&[MailHeader<'a>], usize) = if pending.depth == 0 {
                 (&self.headers, self.body_start)
             } else {
-                parsed_here = parse_headers_lenient(pending.raw, &where_, &mut self.warnings);
+                parsed_here = parse_headers_lenient(pending.raw, where_, &mut self.warnings);
                 (&parsed_here.0, parsed_here.1)
             };
             let body = pending.raw.get(body_start..).unwrap_or_default();
@@ -221,9 +217,7 @@ impl<'a> ParsedMessage<'a> {
             } else {
                 Some(pending.section.clone())
             };
-            let label = part
-                .as_deref()
-                .map_or_else(|| where_.clone(), |number| format!("part {number}"));
+            let label = Place(part.as_deref().unwrap_or(&pending.section));
             let encoding = first_value(headers, "Content-Transfer-Encoding")
                 .map(|value| value.trim().to_ascii_lowercase())
                 .unwrap_or_else(|| "7bit".into());
@@ -297,7 +291,7 @@ impl<'a> ParsedMessage<'a> {
                                 body,
                                 boundary,
                                 MAX_PARTS,
-                                &label,
+                                label,
                                 &mut self.warnings,
                             );
                             for (index, child) in children.into_iter().enumerate().rev() {
@@ -332,7 +326,7 @@ impl<'a> ParsedMessage<'a> {
                 summary: PartSummary {
                     part,
                     depth: pending.depth,
-                    content_type: ctype.mimetype.clone(),
+                    content_type: ctype.mimetype,
                     charset: declared_charset,
                     encoding,
                     size,
@@ -484,11 +478,25 @@ fn first_value(headers: &[MailHeader<'_>], name: &str) -> Option<String> {
     first_header(headers, name).map(MailHeader::get_value)
 }
 
+/// Where in the message something is, for warnings: formatted only when one is written.
+#[derive(Clone, Copy)]
+struct Place<'s>(&'s str);
+
+impl std::fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("the message")
+        } else {
+            write!(f, "part {}", self.0)
+        }
+    }
+}
+
 /// Header fields up to the blank line, and where the body starts. Unlike mailparse's
 /// `parse_headers`, a malformed line is skipped with a warning instead of failing the lot.
 fn parse_headers_lenient<'a>(
     raw: &'a [u8],
-    where_: &str,
+    where_: Place<'_>,
     warnings: &mut Vec<String>,
 ) -> (Vec<MailHeader<'a>>, usize) {
     let mut headers = Vec::with_capacity(24);
@@ -524,7 +532,7 @@ fn finish<'a>(
     headers: Vec<MailHeader<'a>>,
     body_start: usize,
     malformed: usize,
-    where_: &str,
+    where_: Place<'_>,
     warnings: &mut Vec<String>,
 ) -> (Vec<MailHeader<'a>>, usize) {
     if malformed > 0 {
@@ -549,7 +557,7 @@ fn split_multipart<'a>(
     body: &'a [u8],
     boundary: &str,
     limit: usize,
-    label: &str,
+    label: Place<'_>,
     warnings: &mut Vec<String>,
 ) -> Vec<&'a [u8]> {
     let delimiter = format!("--{boundary}");
@@ -633,9 +641,12 @@ fn strip_line_end(data: &[u8], start: usize, mut end: usize) -> usize {
 /// Undo a transfer encoding. Invalid base64 is decoded leniently (characters outside the
 /// alphabet skipped), and the second value says so.
 fn decode_transfer<'a>(body: &'a [u8], encoding: &str) -> (Cow<'a, [u8]>, Option<String>) {
-    let ctype = ParsedContentType::default();
-    let encoding_owned = Some(encoding.to_owned());
-    match Body::new(body, &ctype, &encoding_owned) {
+    // mailparse's decoders need a content type they do not use here: one, shared.
+    static ANY_TYPE: LazyLock<ParsedContentType> = LazyLock::new(ParsedContentType::default);
+    if !matches!(encoding, "base64" | "quoted-printable") {
+        return (Cow::Borrowed(body), None);
+    }
+    match Body::new(body, &ANY_TYPE, &Some(encoding.to_owned())) {
         Body::Base64(encoded) => match encoded.get_decoded() {
             Ok(bytes) => (Cow::Owned(bytes), None),
             Err(error) => (
