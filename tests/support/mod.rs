@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-// pub mod dovecot;
+pub mod dovecot;
 
 use std::fs;
 use std::path::{Path, PathBuf};
