@@ -13,19 +13,18 @@ mod render;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
 use crate::exit::{ExitStatus, WithExitStatus};
-use crate::output::{Format, Printer};
+use crate::output::{Format, Printer, Progress};
 use crate::store::{Maildir, MessageEntry, Store, StoreError, UserName};
 
 pub use extract::{safe_file_name, Extracted, Extractor};
@@ -199,7 +198,9 @@ pub fn run(store: &Store, args: &InspectArgs, format: Format) -> Result<ExitStat
             .map(|dir| Extractor::new(dir, args.force))
             .transpose()?,
         failed: false,
-        progress: Progress::new(),
+        progress: Progress::stderr(),
+        done: 0,
+        total: 0,
     };
     for input in inputs {
         match input {
@@ -240,15 +241,25 @@ struct Inspector {
     options: Options,
     extractor: Option<Extractor>,
     failed: bool,
+    /// `inspecting 1200/5000` while mailboxes are read.
     progress: Progress,
+    done: usize,
+    total: usize,
 }
 
 impl Inspector {
     /// Report a failure that only concerns one input, and carry on.
     fn fail(&mut self, error: anyhow::Error) {
-        self.progress.clear();
+        self.progress.finish();
         eprintln!("error: {error:#}");
         self.failed = true;
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        let (done, total) = (self.done, self.total);
+        self.progress
+            .update(|| format!("inspecting {done}/{total}"));
     }
 
     /// `--headers` and `--body` ask for more than one line can hold.
@@ -323,7 +334,7 @@ impl Inspector {
                 return Ok(());
             }
         };
-        self.progress.add_total(entries.len());
+        self.total += entries.len();
         // Extraction names files in message order, so it stays on one thread.
         let workers = if self.extractor.is_some() {
             1
@@ -336,7 +347,7 @@ impl Inspector {
             return self.maildir_in_parallel(maildir, user, &entries, workers);
         }
         for entry in entries {
-            self.progress.tick();
+            self.tick();
             match read_entry(maildir, &entry) {
                 Ok((bytes, entry)) => {
                     let path = maildir.entry_path(&entry).display().to_string();
@@ -402,7 +413,7 @@ impl Inspector {
                 while let Some(chunk) = waiting.remove(&next_to_print) {
                     next_to_print += 1;
                     for rendered in chunk {
-                        self.progress.tick();
+                        self.tick();
                         match rendered {
                             Ok(bytes) => self.printer.raw().write_all(&bytes)?,
                             Err(error) => self.fail(error),
@@ -448,50 +459,4 @@ fn read_entry(maildir: &Maildir, entry: &MessageEntry) -> Result<(Vec<u8>, Messa
     file.read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", maildir.entry_path(&entry).display()))?;
     Ok((bytes, entry))
-}
-
-/// `inspecting 1234/5000` on stderr, only when stderr is a terminal and stdout is not (on a
-/// terminal the output itself shows progress; in a pipe nobody reads it).
-struct Progress {
-    enabled: bool,
-    total: usize,
-    done: usize,
-    shown: bool,
-    last: Instant,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress {
-            enabled: io::stderr().is_terminal() && !io::stdout().is_terminal(),
-            total: 0,
-            done: 0,
-            shown: false,
-            last: Instant::now(),
-        }
-    }
-
-    fn add_total(&mut self, count: usize) {
-        self.total += count;
-    }
-
-    fn tick(&mut self) {
-        self.done += 1;
-        if self.enabled && self.last.elapsed() >= Duration::from_millis(200) {
-            eprint!("\rinspecting {}/{}", self.done, self.total);
-            self.shown = true;
-            self.last = Instant::now();
-        }
-    }
-
-    fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-            self.shown = false;
-        }
-    }
-
-    fn finish(&mut self) {
-        self.clear();
-    }
 }
