@@ -108,11 +108,20 @@ fn every_corpus_message_matches_its_json_snapshot() {
 
 const PYTHON_ORACLE: &str = r#"
 import email, email.policy, json, sys
+from datetime import timezone
 
 def addresses(header):
     if header is None:
         return []
     return [{"name": a.display_name or None, "address": a.addr_spec} for a in header.addresses]
+
+def utc(header):
+    if header is None or header.datetime is None:
+        return None
+    moment = header.datetime
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 out = []
 for path in sys.argv[1:]:
@@ -126,12 +135,13 @@ for path in sys.argv[1:]:
         "from": addresses(msg["from"]),
         "to": addresses(msg["to"]),
         "cc": addresses(msg["cc"]),
+        "date_utc": utc(msg["date"]),
     })
 print(json.dumps(out))
 "#;
 
 #[test]
-fn subjects_file_names_and_addresses_match_python_email() {
+fn subjects_file_names_addresses_and_dates_match_python_email() {
     let store = TempStore::demo();
     let mut files: Vec<String> = corpus().iter().map(|p| p.display().to_string()).collect();
     for user in ["asterix", "obelix"] {
@@ -165,7 +175,7 @@ fn subjects_file_names_and_addresses_match_python_email() {
             .collect();
         let expected: Vec<&Value> = python["filenames"].as_array().unwrap().iter().collect();
         assert_eq!(expected, names, "file names of {path}");
-        for field in ["from", "to", "cc"] {
+        for field in ["from", "to", "cc", "date_utc"] {
             assert_eq!(python[field], ours[field], "{field} of {path}");
         }
     }
