@@ -216,7 +216,7 @@ pub fn mboxrd_entry(source: &[u8], internal_date: Option<DateTime<FixedOffset>>)
     let sender = envelope_sender(source).unwrap_or_default();
     let date = internal_date
         .map(|date| date.with_timezone(&Utc))
-        .unwrap_or_else(Utc::now);
+        .unwrap_or_else(|| DateTime::<Utc>::from(std::time::SystemTime::now()));
     let asctime = date.format("%a %b %e %H:%M:%S %Y").to_string();
     let mut writer = MboxWriter::new(Vec::with_capacity(source.len() + 128));
     writer
