@@ -1,17 +1,18 @@
 //! One fetched mail as the sweeper prints it: a readable block, a JSON object, or its exact
 //! source in mboxrd framing.
 //!
-//! Parsing is mailparse's; this module only picks what a person reading their unread mail
-//! needs (who, when, what, the text, which attachments) and keeps hostile bytes off the
+//! Parsing is `inspect`'s bounded MIME walk (over mailparse); this module only picks what a
+//! person reading their unread mail needs (who, when, what, the text, which attachments) and keeps hostile bytes off the
 //! terminal: control characters in headers and text are replaced before they are shown.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use mailparse::{DispositionType, MailHeaderMap, ParsedMail};
+use mailparse::MailHeaderMap;
 use serde::Serialize;
 
+use crate::inspect::{Address, ParsedMessage, PartSummary};
 use crate::mboxrd::MboxWriter;
 
 /// An attachment, listed by name and decoded size.
@@ -41,105 +42,71 @@ pub struct MailRecord {
 }
 
 impl MailRecord {
-    /// Build the record of a mail's source. Never fails: a mail mailparse cannot read is shown
-    /// as its raw text, so that it is still printed before it is deleted.
+    /// Build the record of a mail's source. Never fails and never recurses without bound:
+    /// it uses `inspect`'s capped MIME walk, so a hostile mail is still printed (and can then
+    /// be deleted) instead of overflowing the stack.
     pub fn from_source(uid: u32, source: &[u8]) -> MailRecord {
-        match mailparse::parse_mail(source) {
-            Ok(parsed) => from_parsed(uid, source.len(), &parsed),
-            Err(error) => MailRecord {
-                uid,
-                message_id: None,
-                from: String::new(),
-                to: String::new(),
-                date: None,
-                subject: format!("(unparsable mail: {error})"),
-                text: String::from_utf8_lossy(source).into_owned(),
-                html_only: false,
-                attachments: Vec::new(),
-                size: source.len(),
-            },
-        }
-    }
-}
-
-fn from_parsed(uid: u32, size: usize, mail: &ParsedMail<'_>) -> MailRecord {
-    let header = |name: &str| mail.headers.get_first_value(name);
-    let mut text = None;
-    let mut html = None;
-    let mut attachments = Vec::new();
-    for part in mail.parts() {
-        let mimetype = part.ctype.mimetype.as_str();
-        if mimetype.starts_with("multipart/") {
-            // A multipart without a usable boundary has no parts: its body is all there is.
-            if part.subparts.is_empty() && text.is_none() {
-                text = Some(body_text(part));
+        let parsed = ParsedMessage::parse(source);
+        let summary = parsed.summary();
+        let is_leaf = |p: &&PartSummary| !p.content_type.starts_with("multipart/");
+        let inline_text = |kind: &str| {
+            summary
+                .parts
+                .iter()
+                .filter(is_leaf)
+                .any(|p| !p.attachment && p.content_type == kind)
+        };
+        let html_only = !inline_text("text/plain") && inline_text("text/html");
+        let text = parsed.text_body().unwrap_or_else(|| {
+            // A multipart whose boundary never appears has no parts: its body is all there is.
+            if summary.parts.iter().any(|p| is_leaf(&p)) {
+                String::new()
+            } else {
+                String::from_utf8_lossy(body_after_headers(source)).replace("\r\n", "\n")
             }
-            continue;
+        });
+        let attachments = summary
+            .parts
+            .iter()
+            .filter(|p| p.attachment)
+            .map(|p| Attachment {
+                name: p
+                    .filename
+                    .clone()
+                    .unwrap_or_else(|| format!("(unnamed {})", p.content_type)),
+                content_type: p.content_type.clone(),
+                size: p.size as usize,
+            })
+            .collect();
+        MailRecord {
+            uid,
+            message_id: summary.message_id,
+            from: addresses(&summary.from),
+            to: addresses(&summary.to),
+            date: summary.date,
+            subject: summary.subject.unwrap_or_default(),
+            text,
+            html_only,
+            attachments,
+            size: source.len(),
         }
-        let disposition = part.get_content_disposition();
-        let name = disposition
-            .params
-            .get("filename")
-            .or_else(|| part.ctype.params.get("name"))
-            .cloned();
-        let is_attachment = disposition.disposition == DispositionType::Attachment
-            || name.is_some()
-            || !mimetype.starts_with("text/");
-        if is_attachment {
-            attachments.push(Attachment {
-                name: name.unwrap_or_else(|| format!("(unnamed {mimetype})")),
-                content_type: mimetype.to_owned(),
-                size: decoded_size(part),
-            });
-        } else if mimetype == "text/html" {
-            if html.is_none() {
-                html = Some(body_text(part));
-            }
-        } else if text.is_none() {
-            text = Some(body_text(part));
-        }
-    }
-    let (text, html_only) = match (text, html) {
-        (Some(text), _) => (text, false),
-        (None, Some(html)) => (html, true),
-        (None, None) => (String::new(), false),
-    };
-    // Line ends are the wire's business; the reader gets plain newlines.
-    let text = if text.contains("\r\n") {
-        text.replace("\r\n", "\n")
-    } else {
-        text
-    };
-    MailRecord {
-        uid,
-        message_id: header("Message-ID").map(|id| id.trim().to_owned()),
-        from: header("From").unwrap_or_default(),
-        to: header("To").unwrap_or_default(),
-        date: header("Date").map(|date| date.trim().to_owned()),
-        subject: header("Subject").unwrap_or_default(),
-        text,
-        html_only,
-        attachments,
-        size,
     }
 }
 
-/// Octets after transfer decoding; for a body that does not decode, the octets as sent.
-fn decoded_size(part: &ParsedMail<'_>) -> usize {
-    part.get_body_raw()
-        .map_or_else(|_| raw_body(part).len(), |body| body.len())
+/// `Name <address>, ...` as a person writes it.
+fn addresses(list: &[Address]) -> String {
+    list.iter()
+        .map(|a| match &a.name {
+            Some(name) => format!("{name} <{}>", a.address),
+            None => a.address.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// The part's body as sent: what follows its header block.
-fn raw_body<'a>(part: &ParsedMail<'a>) -> &'a [u8] {
-    let raw = part.raw_bytes;
-    mailparse::parse_headers(raw).map_or(raw, |(_, header_end)| &raw[header_end..])
-}
-
-fn body_text(part: &ParsedMail<'_>) -> String {
-    // Undecodable transfer encoding: show the bytes as sent rather than nothing.
-    part.get_body()
-        .unwrap_or_else(|_| String::from_utf8_lossy(raw_body(part)).into_owned())
+/// The message body as sent: what follows its header block.
+fn body_after_headers(source: &[u8]) -> &[u8] {
+    mailparse::parse_headers(source).map_or(source, |(_, end)| &source[end..])
 }
 
 /// Replace control characters (terminal escapes included) except newline and tab.
@@ -305,6 +272,24 @@ red \x1b[31malert\ttab\r\n";
             attachment.size > 0,
             "the octets as sent, since they do not decode"
         );
+    }
+
+    #[test]
+    fn thousands_deep_nesting_is_printed_not_a_stack_overflow() {
+        let mut source = b"Subject: deep\r\n".to_vec();
+        for level in 0..3000 {
+            source.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{level}\r\n\r\n--b{level}\r\n")
+                    .as_bytes(),
+            );
+        }
+        source.extend_from_slice(b"Content-Type: text/plain\r\n\r\nbottom\r\n");
+        // A thread's default 2 MiB stack: an unbounded recursion would overflow it.
+        let record = std::thread::spawn(move || MailRecord::from_source(7, &source))
+            .join()
+            .expect("no panic, no overflow");
+        assert_eq!(record.subject, "deep");
+        assert_eq!(record.uid, 7);
     }
 
     #[test]
