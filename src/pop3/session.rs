@@ -11,7 +11,6 @@ use std::fmt;
 use std::fs::File;
 use std::time::Duration;
 
-use base64::Engine;
 use md5::{Digest, Md5};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
@@ -522,7 +521,7 @@ impl Session {
         }
         // `=` is RFC 5034's empty initial response.
         let encoded = if line == b"=" { &b""[..] } else { line };
-        let decoded = base64::engine::general_purpose::STANDARD
+        let decoded = data_encoding::BASE64
             .decode(encoded)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok());
@@ -1195,7 +1194,7 @@ mod tests {
     #[test]
     fn auth_plain_initial_response_continuation_and_cancel() {
         let f = fixture();
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let b64 = |s: &str| data_encoding::BASE64.encode(s.as_bytes());
         let mut s = session(&f);
         assert_eq!(
             reply(&mut s, "AUTH"),
