@@ -4,10 +4,12 @@
 //!   the command parser, and the streaming CRLF/dot-stuffing writer that also sizes messages.
 //! - [`session`]: one session's state machine without I/O or clock: lines in, responses,
 //!   store changes and actions out.
-//! - [`server`]: the tokio shell: accepting, timeouts, signals, streaming, logging.
+//! - [`server`]: the tokio shell: accepting, timeouts, signals, streaming, TLS, logging.
+//! - [`tls`]: loading and checking the certificate and key for STLS and POP3S.
 
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 pub use server::run;

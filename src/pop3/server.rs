@@ -3,7 +3,8 @@
 //!
 //! Everything the protocol decides lives in the sans-I/O core; this module only does what
 //! needs a socket or a clock. Connections are handled by [`serve_connection`], generic over
-//! the stream, so an encrypted stream can take the place of a TCP one.
+//! the stream: after STLS the same session goes on over a [`TlsStream`], and on the
+//! implicit-TLS port it starts on one.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,8 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio_native_tls::{TlsAcceptor, TlsStream};
 
 use super::protocol::{escape_controls, BodyWriter, Extent, LineEvent, LineReader};
 use super::session::{Action, Event, Session, SessionConfig, Transfer};
@@ -35,6 +37,11 @@ const FILE_CHUNK: usize = 32 * 1024;
 const READ_CHUNK: usize = 2048;
 /// How long a shutdown waits for sessions to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The longest a TLS handshake may take (or the idle timeout, if shorter): a client that
+/// stalls it holds a connection slot.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long closing waits to send TLS's close_notify and the TCP FIN.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a connection needs, shared by all of them.
 pub struct ServerConfig {
@@ -52,17 +59,26 @@ pub struct ServerConfig {
     pub trace: bool,
     /// How the session log is written on stderr.
     pub log_format: LogFormat,
+    /// The certificate for STLS and the implicit-TLS listener; `None` serves plain POP3 only.
+    pub tls: Option<TlsAcceptor>,
 }
 
-/// What `serve-pop` prints on stdout first: scripts wait for this line.
+/// What `serve-pop` prints on stdout first: scripts wait for this line. The implicit-TLS
+/// listener, if any, gets a second one, marked `tls`.
 #[derive(Debug, Serialize)]
 struct Listening {
     listening: SocketAddr,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls: bool,
 }
 
 impl fmt::Display for Listening {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "listening on {}", self.listening)
+        write!(f, "listening on {}", self.listening)?;
+        if self.tls {
+            f.write_str(" (tls)")?;
+        }
+        writeln!(f)
     }
 }
 
@@ -79,13 +95,27 @@ impl fmt::Display for DemoUser {
     }
 }
 
-/// `serve-pop`: bind, print the address, serve until SIGINT or SIGTERM.
+/// `serve-pop`: load the certificate, bind, print the addresses, serve until SIGINT or
+/// SIGTERM.
 ///
 /// # Errors
-/// The store is missing, the address cannot be bound, or the runtime cannot start.
+/// The certificate or key cannot be used, the store is missing, an address cannot be bound,
+/// or the runtime cannot start.
 pub fn run(store: &Store, args: &ServePopArgs, format: Format) -> Result<ExitStatus> {
-    if args.tls_cert.is_some() {
-        anyhow::bail!("--tls-cert is not supported yet (STLS and POP3S are planned; serve plain POP3 on loopback for now)");
+    // Checked first: a bad certificate should stop the server before it listens anywhere.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(super::tls::load_acceptor(cert, key)?),
+        // clap requires both or neither.
+        _ => None,
+    };
+    if args
+        .tls_port
+        .is_some_and(|port| port != 0 && port == args.port)
+    {
+        anyhow::bail!(
+            "--tls-port and --port are both {} (implicit TLS needs a port of its own, conventionally 995)",
+            args.port
+        );
     }
     // The demo directory lives as long as the server and is removed when it stops.
     let demo_dir = if args.demo {
@@ -108,11 +138,22 @@ pub fn run(store: &Store, args: &ServePopArgs, format: Format) -> Result<ExitSta
     if args.max_connections == 0 || args.max_connections_per_ip == 0 {
         anyhow::bail!("--max-connections and --max-connections-per-ip must be at least 1");
     }
-    let listener = bind(SocketAddr::new(args.bind, args.port))?;
+    let listener = bind(SocketAddr::new(args.bind, args.port), "--port")?;
+    let tls_listener = match args.tls_port {
+        Some(port) => Some(bind(SocketAddr::new(args.bind, port), "--tls-port")?),
+        None => None,
+    };
     let mut printer = Printer::stdout(format);
     printer.print(&Listening {
         listening: listener.local_addr()?,
+        tls: false,
     })?;
+    if let Some(tls_listener) = &tls_listener {
+        printer.print(&Listening {
+            listening: tls_listener.local_addr()?,
+            tls: true,
+        })?;
+    }
     if args.demo {
         for (demo_user, password) in crate::demo::users() {
             printer.print(&DemoUser {
@@ -123,12 +164,17 @@ pub fn run(store: &Store, args: &ServePopArgs, format: Format) -> Result<ExitSta
     }
     let config = ServerConfig {
         store,
-        session: SessionConfig::default(),
+        session: SessionConfig {
+            stls: tls.is_some(),
+            require_tls: args.require_tls,
+            ..SessionConfig::default()
+        },
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         max_connections: args.max_connections,
         max_connections_per_ip: args.max_connections_per_ip,
         trace: args.trace,
         log_format: args.log_format,
+        tls,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -136,22 +182,24 @@ pub fn run(store: &Store, args: &ServePopArgs, format: Format) -> Result<ExitSta
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = TcpListener::from_std(listener)?;
-        serve(listener, Arc::new(config), shutdown_signal()?).await;
+        let tls_listener = tls_listener.map(TcpListener::from_std).transpose()?;
+        serve(listener, tls_listener, Arc::new(config), shutdown_signal()?).await;
         anyhow::Ok(())
     })?;
     drop(demo_dir);
     Ok(ExitStatus::Success)
 }
 
-fn bind(address: SocketAddr) -> Result<std::net::TcpListener> {
+/// Bind `address`; `option` names the flag that chose the port, for the hint.
+fn bind(address: SocketAddr, option: &str) -> Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(address).map_err(|e| {
         let hint = match e.kind() {
             io::ErrorKind::PermissionDenied if address.port() < 1024 => {
-                " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --port 1100)".to_owned()
+                let example = if option == "--port" { 1100 } else { 9950 };
+                format!(" (ports below 1024 need root or CAP_NET_BIND_SERVICE; try {option} {example})")
             }
             io::ErrorKind::AddrInUse => {
-                " (another server is listening there; pick another --port, or 0 for any free one)"
-                    .to_owned()
+                format!(" (another server is listening there; pick another {option}, or 0 for any free one)")
             }
             _ => String::new(),
         };
@@ -174,13 +222,17 @@ fn shutdown_signal() -> io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// Serve `listener` until `shutdown` resolves, then close every session without UPDATE and
-/// return once they are gone (or after a grace period).
+/// Serve `listener` (plain POP3, with STLS when `config.tls` is set) and `tls_listener`
+/// (implicit TLS; ignored without `config.tls`) until `shutdown` resolves, then close every
+/// session without UPDATE and return once they are gone (or after a grace period). Both
+/// listeners share the connection limits.
 pub async fn serve(
     listener: TcpListener,
+    tls_listener: Option<TcpListener>,
     config: Arc<ServerConfig>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let tls_listener = tls_listener.filter(|_| config.tls.is_some());
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     // Every connection task holds a sender; when all are dropped, `recv` returns None.
     let (done_sender, mut all_done) = mpsc::channel::<()>(1);
@@ -197,28 +249,39 @@ pub async fn serve(
             permit = permits.clone().acquire_owned() => permit.expect("semaphore never closes"),
             () = &mut shutdown => break,
         };
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    log.line(0, None, &ServerEvent::AcceptFailed { error: e.to_string() });
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let (accepted, implicit_tls) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept_if_some(tls_listener.as_ref()) => (accepted, true),
             () = &mut shutdown => break,
+        };
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                log.line(
+                    0,
+                    None,
+                    &ServerEvent::AcceptFailed {
+                        error: e.to_string(),
+                    },
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let Some(ip_slot) = IpSlot::take(&per_ip, peer.ip(), config.max_connections_per_ip) else {
             log.line(id, Some(peer), &ServerEvent::TooManyFromAddress);
-            tokio::spawn(async move {
-                let mut socket = socket;
-                let _ = socket
-                    .write_all(b"-ERR [SYS/TEMP] too many connections from your address\r\n")
-                    .await;
-                drop(permit);
-            });
+            if !implicit_tls {
+                // On the TLS port there is no plain way to say it: just close.
+                tokio::spawn(async move {
+                    let mut socket = socket;
+                    let _ = socket
+                        .write_all(b"-ERR [SYS/TEMP] too many connections from your address\r\n")
+                        .await;
+                    drop(permit);
+                });
+            }
             continue;
         };
         let _ = socket.set_nodelay(true);
@@ -230,7 +293,11 @@ pub async fn serve(
                 format: config.log_format,
             };
             log.line(id, Some(peer), &ServerEvent::Connect);
-            let end = serve_connection(socket, peer, id, &config, &mut shutdown).await;
+            let end = if implicit_tls {
+                serve_implicit_tls(socket, peer, id, &config, &mut shutdown).await
+            } else {
+                serve_connection(socket, peer, id, &config, &mut shutdown).await
+            };
             log.line(id, Some(peer), &ServerEvent::Disconnect { reason: end });
             drop((permit, ip_slot, done));
         });
@@ -239,6 +306,14 @@ pub async fn serve(
     let _ = notify_shutdown.send(());
     drop(done_sender);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await;
+}
+
+/// Accept on `listener`, or wait forever when there is none.
+async fn accept_if_some(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A counted connection from one address; dropping it frees the slot.
@@ -285,6 +360,7 @@ pub enum End {
     TooManyFailures,
     NetworkError,
     StoreError,
+    TlsFailed,
 }
 
 impl fmt::Display for End {
@@ -297,6 +373,7 @@ impl fmt::Display for End {
             End::TooManyFailures => "too many failures",
             End::NetworkError => "network error",
             End::StoreError => "store error during a transfer",
+            End::TlsFailed => "tls handshake failed",
         })
     }
 }
@@ -315,15 +392,114 @@ struct Connection<'a, S> {
     sent_pending: Vec<u32>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
+/// How a connection came to TLS, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// STLS on the plain port.
+    Stls,
+    /// The implicit-TLS (POP3S) port.
+    Implicit,
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsMode::Stls => "stls",
+            TlsMode::Implicit => "implicit",
+        })
+    }
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
+    fn new(stream: S, peer: SocketAddr, id: u64, config: &'a ServerConfig) -> Self {
+        Connection {
+            stream,
+            out: Vec::with_capacity(256),
+            id,
+            peer,
+            config,
+            log: Log {
+                format: config.log_format,
+            },
+            file_chunk: None,
+            sent_pending: Vec::new(),
+        }
+    }
+
+    /// The TLS handshake over this connection's stream; the log says how it went. The
+    /// output buffer must be flushed before: nothing carries over but the bookkeeping.
+    async fn start_tls(
+        self,
+        mode: TlsMode,
+        shutdown: &mut broadcast::Receiver<()>,
+    ) -> Result<Connection<'a, TlsStream<S>>, End> {
+        let Connection {
+            stream,
+            out,
+            id,
+            peer,
+            config,
+            log,
+            file_chunk,
+            sent_pending,
+        } = self;
+        let Some(acceptor) = &config.tls else {
+            // The session offers STLS only when the server has a certificate.
+            return Err(End::TlsFailed);
+        };
+        let timeout = config.idle_timeout.min(HANDSHAKE_TIMEOUT);
+        let handshake = tokio::select! {
+            handshake = tokio::time::timeout(timeout, acceptor.accept(stream)) => handshake,
+            _ = shutdown.recv() => return Err(End::Shutdown),
+        };
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                let error = error.to_string();
+                log.line(id, Some(peer), &ServerEvent::TlsFailed { mode, error });
+                return Err(End::TlsFailed);
+            }
+            Err(_) => {
+                let error = format!("no handshake within {} s", timeout.as_secs());
+                log.line(id, Some(peer), &ServerEvent::TlsFailed { mode, error });
+                return Err(End::TlsFailed);
+            }
+        };
+        log.line(id, Some(peer), &ServerEvent::TlsEstablished { mode });
+        Ok(Connection {
+            stream,
+            out,
+            id,
+            peer,
+            config,
+            log,
+            file_chunk,
+            sent_pending,
+        })
+    }
+
+    /// Send what is left, then close the sending side (with TLS, after its close_notify, so
+    /// the client sees a clean end rather than a truncation), and report `end`.
+    async fn close(&mut self, session: &mut Session, end: End) -> End {
+        if let Err(failed) = self.flush(session).await {
+            return failed;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.shutdown()).await;
+        end
+    }
+
     async fn flush(&mut self, session: &mut Session) -> Result<(), End> {
         if !self.out.is_empty() {
             if self.config.trace {
                 self.trace_out();
             }
-            match tokio::time::timeout(self.config.idle_timeout, self.stream.write_all(&self.out))
-                .await
-            {
+            let write = async {
+                self.stream.write_all(&self.out).await?;
+                // A no-op for TCP; TLS hands its records on.
+                self.stream.flush().await
+            };
+            match tokio::time::timeout(self.config.idle_timeout, write).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(End::NetworkError),
                 Err(_) => return Err(End::IdleTimeout),
@@ -417,8 +593,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     }
 }
 
-/// Run one POP3 session on `stream` until QUIT, a timeout, an error or shutdown. Nothing is
-/// removed from the store unless the session ends with QUIT.
+/// Run one POP3 session on a plain `stream` until QUIT, a timeout, an error or shutdown,
+/// switching to TLS when the session asks for it (STLS). Nothing is removed from the store
+/// unless the session ends with QUIT.
 pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
@@ -426,40 +603,92 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     config: &ServerConfig,
     shutdown: &mut broadcast::Receiver<()>,
 ) -> End {
-    let mut session = Session::new(
-        config.store.clone(),
-        config.session.clone(),
-        greeting_timestamp(),
-    );
-    let mut connection = Connection {
-        stream,
-        out: Vec::with_capacity(256),
-        id,
-        peer,
-        config,
-        log: Log {
-            format: config.log_format,
-        },
-        file_chunk: None,
-        sent_pending: Vec::new(),
-    };
+    let mut session = new_session(config);
+    let mut connection = Connection::new(stream, peer, id, config);
     session.greeting(&mut connection.out);
     if let Err(end) = connection.flush(&mut session).await {
         return end;
     }
+    let connection = match command_loop(connection, &mut session, shutdown).await {
+        Stop::End(end) => return end,
+        Stop::StartTls(connection) => connection,
+    };
+    let connection = match connection.start_tls(TlsMode::Stls, shutdown).await {
+        Ok(connection) => connection,
+        Err(end) => return end,
+    };
+    session.tls_established();
+    match command_loop(connection, &mut session, shutdown).await {
+        Stop::End(end) => end,
+        // An encrypted session refuses STLS, so this cannot happen; end it rather than nest.
+        Stop::StartTls(_) => End::TlsFailed,
+    }
+}
+
+/// Run one POP3 session on the implicit-TLS port: the handshake first, then the session,
+/// encrypted from its greeting on.
+pub async fn serve_implicit_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    id: u64,
+    config: &ServerConfig,
+    shutdown: &mut broadcast::Receiver<()>,
+) -> End {
+    let connection = Connection::new(stream, peer, id, config);
+    let mut connection = match connection.start_tls(TlsMode::Implicit, shutdown).await {
+        Ok(connection) => connection,
+        Err(end) => return end,
+    };
+    let mut session = new_session(config);
+    session.tls_established();
+    session.greeting(&mut connection.out);
+    if let Err(end) = connection.flush(&mut session).await {
+        return end;
+    }
+    match command_loop(connection, &mut session, shutdown).await {
+        Stop::End(end) => end,
+        Stop::StartTls(_) => End::TlsFailed,
+    }
+}
+
+fn new_session(config: &ServerConfig) -> Session {
+    Session::new(
+        config.store.clone(),
+        config.session.clone(),
+        greeting_timestamp(),
+    )
+}
+
+/// How a command loop stopped.
+enum Stop<'a, S> {
+    /// The connection is over.
+    End(End),
+    /// The session answered STLS: the connection, with nothing buffered, to upgrade.
+    StartTls(Connection<'a, S>),
+}
+
+/// Read, answer and stream until the session ends or asks for TLS.
+async fn command_loop<'a, S: AsyncRead + AsyncWrite + Unpin>(
+    mut connection: Connection<'a, S>,
+    session: &mut Session,
+    shutdown: &mut broadcast::Receiver<()>,
+) -> Stop<'a, S> {
+    let config = connection.config;
+    let id = connection.id;
+    // A fresh reader per loop: after STLS nothing read in the clear carries over.
     let mut reader = LineReader::new();
     let mut buf = [0u8; READ_CHUNK];
     loop {
         let read = tokio::select! {
             read = tokio::time::timeout(config.idle_timeout, connection.stream.read(&mut buf)) => read,
-            _ = shutdown.recv() => return End::Shutdown,
+            _ = shutdown.recv() => return Stop::End(End::Shutdown),
         };
         let n = match read {
             // RFC 1939 §3 autologout: close without UPDATE and without a word.
-            Err(_) => return End::IdleTimeout,
-            Ok(Ok(0)) => return End::ClientClosed,
+            Err(_) => return Stop::End(End::IdleTimeout),
+            Ok(Ok(0)) => return Stop::End(End::ClientClosed),
             Ok(Ok(n)) => n,
-            Ok(Err(_)) => return End::NetworkError,
+            Ok(Err(_)) => return Stop::End(End::NetworkError),
         };
         let mut input = &buf[..n];
         while let Some(event) = reader.next_line(&mut input) {
@@ -483,34 +712,48 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             };
             let step = match action {
                 Action::Continue => Ok(()),
-                Action::Transfer(transfer) => connection.send_body(&mut session, transfer).await,
+                Action::Transfer(transfer) => connection.send_body(session, transfer).await,
                 Action::Pause { delay, then_close } => {
                     tokio::time::sleep(delay).await;
-                    match connection.flush(&mut session).await {
-                        Ok(()) if then_close => Err(End::TooManyFailures),
-                        other => other,
+                    if then_close {
+                        Err(connection.close(session, End::TooManyFailures).await)
+                    } else {
+                        connection.flush(session).await
                     }
                 }
-                Action::Close => connection.flush(&mut session).await.and(Err(End::Quit)),
-                Action::TooManyFailures => connection
-                    .flush(&mut session)
-                    .await
-                    .and(Err(End::TooManyFailures)),
-                // The server offers STLS only once it can do it (see SessionConfig::stls).
-                Action::StartTls => connection.flush(&mut session).await,
+                Action::Close => Err(connection.close(session, End::Quit).await),
+                Action::TooManyFailures => {
+                    Err(connection.close(session, End::TooManyFailures).await)
+                }
+                Action::StartTls => {
+                    if let Err(end) = connection.flush(session).await {
+                        return Stop::End(end);
+                    }
+                    // Whatever else this read (and the reader) holds was sent in the clear
+                    // after STLS: returning drops it unread, so a man in the middle cannot
+                    // inject commands into the encrypted session (CVE-2011-0411).
+                    if config.trace && (!input.is_empty() || reader.buffered() > 0) {
+                        let _ = writeln!(
+                            io::stderr().lock(),
+                            "pop3[{id}] C: <{} octets after STLS discarded>",
+                            input.len() + reader.buffered()
+                        );
+                    }
+                    return Stop::StartTls(connection);
+                }
             };
             if let Err(end) = step {
-                return end;
+                return Stop::End(end);
             }
             if connection.out.len() >= FLUSH_AT {
-                if let Err(end) = connection.flush(&mut session).await {
-                    return end;
+                if let Err(end) = connection.flush(session).await {
+                    return Stop::End(end);
                 }
             }
         }
         // Answer every command of this read in one write: pipelined clients wait less.
-        if let Err(end) = connection.flush(&mut session).await {
-            return end;
+        if let Err(end) = connection.flush(session).await {
+            return Stop::End(end);
         }
     }
 }
@@ -537,6 +780,8 @@ enum ServerEvent {
     Disconnect { reason: End },
     TooManyFromAddress,
     AcceptFailed { error: String },
+    TlsEstablished { mode: TlsMode },
+    TlsFailed { mode: TlsMode, error: String },
     Session(Event),
 }
 
@@ -560,6 +805,11 @@ impl Log {
                         "refused: too many connections from this address".to_owned()
                     }
                     ServerEvent::AcceptFailed { error } => format!("accept failed: {error}"),
+                    ServerEvent::TlsEstablished { mode } => format!("tls established mode={mode}"),
+                    ServerEvent::TlsFailed { mode, error } => format!(
+                        "tls handshake failed mode={mode} error={:?}",
+                        escape_controls(error)
+                    ),
                     ServerEvent::Session(event) => event.to_string(),
                 };
                 format!("pop3[{id}] {peer} {what}\n")
@@ -575,6 +825,12 @@ impl Log {
                     }
                     ServerEvent::AcceptFailed { error } => {
                         serde_json::json!({"event": "accept_failed", "error": error})
+                    }
+                    ServerEvent::TlsEstablished { mode } => {
+                        serde_json::json!({"event": "tls_established", "mode": mode})
+                    }
+                    ServerEvent::TlsFailed { mode, error } => {
+                        serde_json::json!({"event": "tls_failed", "mode": mode, "error": error})
                     }
                     ServerEvent::Session(event) => serde_json::to_value(event).unwrap_or_default(),
                 };

@@ -30,6 +30,9 @@ pub struct SessionConfig {
     pub max_bad_commands: u32,
     /// Offer STLS (when the server has a certificate and the session is not encrypted yet).
     pub stls: bool,
+    /// Refuse USER, PASS, APOP and AUTH, and leave them out of CAPA, until the session is
+    /// encrypted (RFC 2595 §2.1's "plain text authentication disabled").
+    pub require_tls: bool,
 }
 
 impl Default for SessionConfig {
@@ -39,6 +42,7 @@ impl Default for SessionConfig {
             max_failed_logins: 3,
             max_bad_commands: 10,
             stls: false,
+            require_tls: false,
         }
     }
 }
@@ -53,7 +57,9 @@ pub enum Action {
     Transfer(Transfer),
     /// Wait this long before sending the output (a failed login), then go on or close.
     Pause { delay: Duration, then_close: bool },
-    /// Send the output, then switch the connection to TLS.
+    /// Send the output, then switch the connection to TLS: drop every octet the client sent
+    /// after the STLS line (they were sent in the clear and must not be read as commands),
+    /// do the handshake, and call [`Session::tls_established`], or close if it fails.
     StartTls,
     /// Send the output, then close the connection: the session ended with QUIT.
     Close,
@@ -184,6 +190,20 @@ pub struct Session {
     failed_logins: u32,
     bad_commands: u32,
     events: Vec<Event>,
+    /// The connection is encrypted (after STLS, or from the start on the POP3S port).
+    encrypted: bool,
+}
+
+/// Why the state gate refused a command: an optional RFC 2449 response code and the text.
+struct Refusal {
+    code: Option<&'static str>,
+    text: &'static str,
+}
+
+impl Refusal {
+    fn plain(text: &'static str) -> Self {
+        Refusal { code: None, text }
+    }
 }
 
 const IMPLEMENTATION: &str = concat!("mailtool-", env!("CARGO_PKG_VERSION"));
@@ -203,7 +223,33 @@ impl Session {
             failed_logins: 0,
             bad_commands: 0,
             events: Vec::new(),
+            encrypted: false,
         }
+    }
+
+    /// The connection is now encrypted: after the STLS handshake, or before the greeting on
+    /// the implicit-TLS port. What the client said before is forgotten (RFC 2595 §4): a
+    /// `USER` name given in the clear does not count.
+    pub fn tls_established(&mut self) {
+        self.encrypted = true;
+        if let State::Authorization {
+            user,
+            awaiting_sasl,
+        } = &mut self.state
+        {
+            *user = None;
+            *awaiting_sasl = false;
+        }
+    }
+
+    /// Whether [`Session::tls_established`] was called.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    /// Whether USER, PASS, APOP and AUTH are allowed now.
+    fn logins_allowed(&self) -> bool {
+        self.encrypted || !self.config.require_tls
     }
 
     /// The greeting, to send first.
@@ -280,29 +326,48 @@ impl Session {
                 return self.bad_command(out);
             }
         };
-        if let Err(why) = self.gate(&command) {
-            err(out, None, why);
+        if let Err(refusal) = self.gate(&command) {
+            err(out, refusal.code, refusal.text);
             return self.bad_command(out);
         }
         self.dispatch(command, out)
     }
 
-    /// Which commands each RFC 1939 state allows: the one place that decides it.
-    fn gate(&self, command: &Command) -> Result<(), &'static str> {
+    /// Which commands each RFC 1939 state (and the TLS state) allows: the one place that
+    /// decides it.
+    fn gate(&self, command: &Command) -> Result<(), Refusal> {
         use Command::*;
         match (&self.state, command) {
             (_, Capa | Quit) => Ok(()),
-            (State::Authorization { .. }, User(_) | Pass(_) | Apop { .. } | Auth { .. } | Stls) => {
-                Ok(())
+            (State::Authorization { .. }, User(_) | Pass(_) | Apop { .. } | Auth { .. }) => {
+                if self.logins_allowed() {
+                    Ok(())
+                } else {
+                    // Not [AUTH]: the credentials are not the problem, and clients take
+                    // [AUTH] as "ask for the password again". [SYS/PERM]: retrying the same
+                    // way cannot work; the user must turn on STLS (RFC 3206 §4).
+                    Err(Refusal {
+                        code: Some("SYS/PERM"),
+                        text: "TLS required: use STLS first",
+                    })
+                }
             }
+            (State::Authorization { .. }, Stls) if self.encrypted => {
+                Err(Refusal::plain("TLS is already active"))
+            }
+            (State::Authorization { .. }, Stls) => Ok(()),
             (
                 State::Transaction(_),
                 Stat | List(_) | Uidl(_) | Retr(_) | Top(..) | Dele(_) | Rset | Noop,
             ) => Ok(()),
-            (State::Authorization { .. }, _) => Err("log in first (USER and PASS, APOP or AUTH)"),
-            (State::Transaction(_), Stls) => Err("STLS is only allowed before login"),
-            (State::Transaction(_), _) => Err("already logged in"),
-            (State::Done, _) => Err("session is ending"),
+            (State::Authorization { .. }, _) => {
+                Err(Refusal::plain("log in first (USER and PASS, APOP or AUTH)"))
+            }
+            (State::Transaction(_), Stls) => {
+                Err(Refusal::plain("STLS is only allowed before login"))
+            }
+            (State::Transaction(_), _) => Err(Refusal::plain("already logged in")),
+            (State::Done, _) => Err(Refusal::plain("session is ending")),
         }
     }
 
@@ -322,7 +387,11 @@ impl Session {
             } => self.auth(mechanism, initial_response, out),
             Command::Stls => {
                 if self.config.stls {
-                    ok(out, "begin TLS negotiation");
+                    // RFC 2595 §4's wording; clients only look at +OK.
+                    ok(out, "Begin TLS negotiation");
+                    if let State::Authorization { user, .. } = &mut self.state {
+                        *user = None;
+                    }
                     Action::StartTls
                 } else {
                     err(
@@ -394,17 +463,13 @@ impl Session {
 
     fn capa(&self, out: &mut Vec<u8>) {
         ok(out, "capability list follows");
-        let mut lines = vec![
-            "TOP",
-            "UIDL",
-            "USER",
-            "SASL PLAIN",
-            "RESP-CODES",
-            "AUTH-RESP-CODE",
-            "PIPELINING",
-            "EXPIRE NEVER",
-        ];
-        if self.config.stls {
+        let mut lines = vec!["TOP", "UIDL"];
+        if self.logins_allowed() {
+            lines.extend(["USER", "SASL PLAIN"]);
+        }
+        lines.extend(["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER"]);
+        // Only while the session is plain (RFC 2595 §4: not after the upgrade).
+        if self.config.stls && !self.encrypted {
             lines.push("STLS");
         }
         for line in lines {
@@ -1318,6 +1383,99 @@ mod tests {
         let (text, action) = send(&mut s, "QUIT");
         assert_eq!(text, "+OK mailtool POP3 server signing off\r\n");
         assert!(matches!(action, Action::Close));
+    }
+
+    fn session_with(fixture: &Fixture, stls: bool, require_tls: bool) -> Session {
+        let config = SessionConfig {
+            stls,
+            require_tls,
+            ..SessionConfig::default()
+        };
+        Session::new(fixture.store.clone(), config, STAMP.into())
+    }
+
+    fn capa_lines(session: &mut Session) -> Vec<String> {
+        let text = reply(session, "CAPA");
+        assert!(
+            text.starts_with("+OK") && text.ends_with("\r\n.\r\n"),
+            "{text}"
+        );
+        text.lines().skip(1).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn stls_is_offered_while_plain_and_refused_once_encrypted() {
+        let f = fixture();
+        let mut s = session_with(&f, true, false);
+        assert!(capa_lines(&mut s).contains(&"STLS".to_owned()));
+        assert!(!s.is_encrypted());
+        // A USER given in the clear is forgotten across the upgrade (RFC 2595 §4).
+        reply(&mut s, "USER asterix");
+        let (text, action) = send(&mut s, "STLS");
+        assert_eq!(text, "+OK Begin TLS negotiation\r\n");
+        assert!(matches!(action, Action::StartTls));
+        s.tls_established();
+        assert!(s.is_encrypted());
+        assert_eq!(reply(&mut s, "PASS potion"), "-ERR send USER first\r\n");
+        let capa = capa_lines(&mut s);
+        assert!(!capa.contains(&"STLS".to_owned()), "{capa:?}");
+        assert!(capa.contains(&"USER".to_owned()));
+        let (text, action) = send(&mut s, "STLS");
+        assert_eq!(text, "-ERR TLS is already active\r\n");
+        assert!(matches!(action, Action::Continue));
+        reply(&mut s, "USER asterix");
+        assert!(reply(&mut s, "PASS potion").starts_with("+OK asterix has 8"));
+        assert_eq!(
+            reply(&mut s, "STLS"),
+            "-ERR STLS is only allowed before login\r\n"
+        );
+    }
+
+    #[test]
+    fn require_tls_refuses_logins_and_hides_them_until_encrypted() {
+        let f = fixture();
+        let mut s = session_with(&f, true, true);
+        let capa = capa_lines(&mut s);
+        assert!(!capa.iter().any(|l| l == "USER" || l.starts_with("SASL")));
+        assert!(capa.contains(&"STLS".to_owned()));
+        let refused = "-ERR [SYS/PERM] TLS required: use STLS first\r\n";
+        for line in [
+            "USER asterix",
+            "PASS potion",
+            "APOP asterix c4c9334bac560ecc979e58001b3e22fb",
+            "AUTH",
+            "AUTH PLAIN AGFzdGVyaXgAcG90aW9u",
+        ] {
+            let (text, action) = send(&mut s, line);
+            assert_eq!(text, refused, "{line}");
+            assert!(matches!(action, Action::Continue), "no login delay");
+        }
+        assert!(s.take_events().is_empty(), "no login was attempted");
+        assert!(matches!(send(&mut s, "STLS").1, Action::StartTls));
+        s.tls_established();
+        let capa = capa_lines(&mut s);
+        assert!(capa.contains(&"USER".to_owned()) && capa.contains(&"SASL PLAIN".to_owned()));
+        assert!(!capa.contains(&"STLS".to_owned()));
+        reply(&mut s, "USER obelix");
+        assert!(reply(&mut s, "PASS menhir").starts_with("+OK obelix has 4"));
+    }
+
+    #[test]
+    fn an_implicit_tls_session_starts_encrypted() {
+        let f = fixture();
+        let mut s = session_with(&f, true, true);
+        s.tls_established();
+        let capa = capa_lines(&mut s);
+        assert!(capa.contains(&"USER".to_owned()) && !capa.contains(&"STLS".to_owned()));
+        assert_eq!(reply(&mut s, "STLS"), "-ERR TLS is already active\r\n");
+        let text = reply(
+            &mut s,
+            &format!(
+                "AUTH PLAIN {}",
+                data_encoding::BASE64.encode(b"\0asterix\0potion")
+            ),
+        );
+        assert!(text.starts_with("+OK asterix has 8"), "{text}");
     }
 
     #[test]
