@@ -25,9 +25,11 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     let cert_pem = std::fs::read(cert).with_context(cert_context)?;
     let key_file = std::fs::read(key).with_context(key_context)?;
 
+    // OpenSSL's error stack names ASN.1 internals, not the problem, so it is left out.
     let chain = X509::stack_from_pem(&cert_pem)
-        .map_err(|e| anyhow!("{e}"))
-        .context("a certificate in it is corrupt (check the file, or make it again)")
+        .map_err(|_| {
+            anyhow!("a certificate in it is damaged (its PEM block does not decode; make or copy it again)")
+        })
         .with_context(cert_context)?;
     let Some(leaf) = chain.first() else {
         return Err(anyhow!(
@@ -38,13 +40,13 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
 
     let key_pem = pkcs8_block(&key_file, key).with_context(key_context)?;
     let private_key = PKey::private_key_from_pem(key_pem)
-        .map_err(|e| anyhow!("{e}"))
-        .context("the PKCS#8 key is corrupt (check the file, or make it again)")
+        .map_err(|_| {
+            anyhow!("the key is damaged (its PEM block does not decode; make or copy it again)")
+        })
         .with_context(key_context)?;
     let public_key = leaf
         .public_key()
-        .map_err(|e| anyhow!("{e}"))
-        .context("cannot read the certificate's public key")
+        .map_err(|_| anyhow!("its public key is of a kind OpenSSL cannot read"))
         .with_context(cert_context)?;
     if !public_key.public_eq(&private_key) {
         return Err(anyhow!(
@@ -92,17 +94,18 @@ fn pkcs8_block<'a>(file: &'a [u8], path: &Path) -> Result<&'a [u8]> {
             continue;
         }
         let path = path.display();
+        let command = format!("openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pkcs8");
         let convert = |what: &str| {
             anyhow!(
-                "it is {what}, and serve-pop reads PKCS#8 keys (convert it: openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pkcs8, then use {path}.pkcs8)"
+                "it is {what}, and serve-pop reads PKCS#8 keys (convert it: {command}, then use {path}.pkcs8)"
             )
         };
         return match label.as_ref() {
             "PRIVATE KEY" => Ok(&file[start..]),
             "RSA PRIVATE KEY" => Err(convert("a PKCS#1 RSA key (BEGIN RSA PRIVATE KEY)")),
             "EC PRIVATE KEY" => Err(convert("a SEC1 EC key (BEGIN EC PRIVATE KEY)")),
-            "ENCRYPTED PRIVATE KEY" => Err(convert(
-                "encrypted (BEGIN ENCRYPTED PRIVATE KEY), and the server cannot ask for a passphrase",
+            "ENCRYPTED PRIVATE KEY" => Err(anyhow!(
+                "it is encrypted, and the server cannot ask for its passphrase (write a decrypted copy that only the server can read: {command}, then use {path}.pkcs8)"
             )),
             other => Err(anyhow!(
                 "a {} is not supported (serve-pop reads PKCS#8 keys: -----BEGIN PRIVATE KEY-----)",
