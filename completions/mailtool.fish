@@ -41,13 +41,13 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l max-conn
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l max-connections-per-ip -d 'Most sessions at once from one client address' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l log-format -d 'How to write the session log on stderr' -r -f -a "text\t''
 json\t''"
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-cert -d 'PEM certificate chain: enables STLS (and --tls-port)' -r -F
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-key -d 'PEM private key for --tls-cert' -r -F
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-port -d 'Also serve implicit TLS (POP3S, conventionally 995) on this port' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STLS on --port (and allows --tls-port)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-key -d 'Unencrypted PKCS#8 PEM private key (BEGIN PRIVATE KEY) of --tls-cert' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-port -d 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l require-tls -d 'Refuse USER, PASS, APOP and AUTH until the session is encrypted'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l require-tls -d 'Refuse USER, PASS, APOP and AUTH until the session is encrypted (after STLS, or on --tls-port)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -s V -l version -d 'Print version'

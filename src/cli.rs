@@ -58,9 +58,15 @@ Examples:
   mailtool serve-pop --demo --port 1100        a throwaway copy of the demo store
   mailtool --store ./mailstore serve-pop --port 1100 --trace
   curl pop3://asterix:potion@127.0.0.1:1100/1  then fetch message 1 with curl
+  mailtool serve-pop --demo --port 1100 --tls-port 9950 --tls-cert cert.pem --tls-key key.pem
+                                               STLS on 1100, implicit TLS (POP3S) on 9950
+  curl --ssl-reqd --cacert cert.pem pop3://asterix:potion@127.0.0.1:1100/1
 
-The server prints the address it listens on to stdout, logs one line per session event to
-stderr, and stops cleanly on Ctrl-C or SIGTERM without deleting anything not yet committed.")]
+The server prints the addresses it listens on to stdout (the --tls-port one marked (tls)),
+logs one line per session event to stderr, and stops cleanly on Ctrl-C or SIGTERM without
+deleting anything not yet committed. With --require-tls, logins on --port wait for STLS. The
+key must be PKCS#8 (BEGIN PRIVATE KEY); convert another kind with
+openssl pkcs8 -topk8 -nocrypt -in key.pem -out key.pkcs8.pem")]
     ServePop(ServePopArgs),
 
     /// Print every unread mail of an IMAP mailbox, then delete exactly those mails.
@@ -140,19 +146,21 @@ pub struct ServePopArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// PEM certificate chain: enables STLS (and --tls-port).
+    /// PEM certificate chain, server certificate first: enables STLS on --port (and allows
+    /// --tls-port).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
-    /// PEM private key for --tls-cert.
+    /// Unencrypted PKCS#8 PEM private key (BEGIN PRIVATE KEY) of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Also serve implicit TLS (POP3S, conventionally 995) on this port.
+    /// Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one).
     #[arg(long, value_name = "N", requires = "tls_cert")]
     pub tls_port: Option<u16>,
 
-    /// Refuse USER, PASS, APOP and AUTH until the session is encrypted.
+    /// Refuse USER, PASS, APOP and AUTH until the session is encrypted (after STLS, or on
+    /// --tls-port).
     #[arg(long, requires = "tls_cert")]
     pub require_tls: bool,
 }
