@@ -536,9 +536,10 @@ fn a_failed_handshake_closes_only_that_connection() {
         .iter()
         .filter(|e| e["event"] == "tls_failed")
         .collect();
-    assert_eq!(failed.len(), 2, "{log}");
-    assert_eq!(failed[0]["mode"], "implicit");
-    assert_eq!(failed[1]["mode"], "stls");
+    // The handshake drops the socket before the log line is written, so order is loose.
+    let mut modes: Vec<&str> = failed.iter().map(|e| e["mode"].as_str().unwrap()).collect();
+    modes.sort_unstable();
+    assert_eq!(modes, ["implicit", "stls"], "{log}");
     assert!(failed
         .iter()
         .all(|e| e["error"].as_str().is_some_and(|t| !t.is_empty())));
