@@ -761,3 +761,121 @@ fn tls_port_rules_match_the_plain_port() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// A scripted STLS dialogue, reduced to what both servers must agree on: each reply's status
+/// (`+OK`/`-ERR`), whether CAPA lists STLS, and the bytes of RETR 1 over TLS.
+fn stls_dialogue(plain: SocketAddr, tls: SocketAddr, cert: &Path) -> (Vec<String>, Vec<u8>) {
+    let status = |reply: String| reply.split(' ').next().unwrap().trim_end().to_owned();
+    let mut seen = Vec::new();
+    let stream = TcpStream::connect(plain).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    seen.push(status(line(&mut reader)));
+    reader.get_mut().write_all(b"CAPA\r\n").unwrap();
+    seen.push(status(line(&mut reader)));
+    let before = read_capa_lines(&mut reader);
+    seen.push(format!(
+        "STLS offered: {}",
+        before.contains(&"STLS".to_owned())
+    ));
+    reader.get_mut().write_all(b"STLS\r\n").unwrap();
+    seen.push(status(line(&mut reader)));
+    assert!(reader.buffer().is_empty());
+    let tls_stream = connector_trusting(cert)
+        .connect("localhost", reader.into_inner())
+        .unwrap();
+    let mut reader = BufReader::new(tls_stream);
+    // The first reply after the handshake is NOOP's (before login: -ERR on both).
+    seen.push(format!(
+        "after handshake: {}",
+        status(cmd(&mut reader, "NOOP"))
+    ));
+    seen.push(status(cmd(&mut reader, "CAPA")));
+    let after = read_capa_lines(&mut reader);
+    seen.push(format!(
+        "STLS offered: {}",
+        after.contains(&"STLS".to_owned())
+    ));
+    seen.push(format!("STLS again: {}", status(cmd(&mut reader, "STLS"))));
+    seen.push(status(cmd(&mut reader, "USER asterix")));
+    seen.push(status(cmd(&mut reader, "PASS potion")));
+    seen.push(format!(
+        "STLS logged in: {}",
+        status(cmd(&mut reader, "STLS"))
+    ));
+    seen.push(status(cmd(&mut reader, "QUIT")));
+
+    let stream = TcpStream::connect(tls).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(
+        connector_trusting(cert)
+            .connect("localhost", stream)
+            .unwrap(),
+    );
+    seen.push(status(line(&mut reader)));
+    seen.push(status(cmd(&mut reader, "USER asterix")));
+    seen.push(status(cmd(&mut reader, "PASS potion")));
+    seen.push(status(cmd(&mut reader, "RETR 1")));
+    let mut body = Vec::new();
+    loop {
+        let start = body.len();
+        reader.read_until(b'\n', &mut body).unwrap();
+        assert!(body.len() > start, "closed inside RETR");
+        if &body[start..] == b".\r\n" {
+            break;
+        }
+    }
+    // No QUIT: nothing is marked Seen or removed in either store.
+    (seen, body)
+}
+
+#[test]
+fn stls_and_pop3s_behave_like_dovecot() {
+    let theirs = TempStore::demo();
+    let (cert, key) = self_signed(theirs.scratch());
+    let Some(dovecot) = support::dovecot::Dovecot::start_with_ssl(&theirs.path(), &cert, &key)
+    else {
+        return;
+    };
+    let dovecot_plain: SocketAddr = ([127, 0, 0, 1], dovecot.pop3_port).into();
+    let dovecot_tls: SocketAddr = ([127, 0, 0, 1], dovecot.pop3s_port.unwrap()).into();
+    let (theirs_seen, theirs_body) = stls_dialogue(dovecot_plain, dovecot_tls, &cert);
+
+    let ours = TlsSetup::start(&["--tls-port", "0"]);
+    let (ours_seen, ours_body) =
+        stls_dialogue(ours.server.addr, ours.tls_addr.unwrap(), &ours.cert);
+    assert_eq!(ours_seen, theirs_seen, "{}", dovecot.log());
+    // Plaintext after STLS: serve-pop drops it and goes on (tested above); Dovecot feeds it
+    // to the handshake, which fails and closes. Neither answers it.
+    let stream = TcpStream::connect(dovecot_plain).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    line(&mut reader);
+    reader.get_mut().write_all(b"STLS\r\nCAPA\r\n").unwrap();
+    assert!(line(&mut reader).starts_with("+OK"));
+    let handshake = connector_trusting(&cert).connect("localhost", reader.into_inner());
+    assert!(handshake.is_err(), "Dovecot took the injected CAPA");
+    assert_eq!(
+        ours_seen[..8],
+        [
+            "+OK",
+            "+OK",
+            "STLS offered: true",
+            "+OK",
+            "after handshake: -ERR",
+            "+OK",
+            "STLS offered: false",
+            "STLS again: -ERR",
+        ]
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ours_body),
+        String::from_utf8_lossy(&theirs_body)
+    );
+}
