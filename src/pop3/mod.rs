@@ -1,16 +1,13 @@
-//! The POP3 server (RFC 1939, 2449, 3206, 5034): not implemented yet.
+//! The POP3 server (RFC 1939, 2449, 3206, 5034).
+//!
+//! - [`protocol`]: the wire format without I/O: a bounded, resumable command line reader,
+//!   the command parser, and the streaming CRLF/dot-stuffing writer that also sizes messages.
+//! - [`session`]: one session's state machine without I/O or clock: lines in, responses,
+//!   store changes and actions out.
+//! - [`server`]: the tokio shell: accepting, timeouts, signals, streaming, logging.
 
-use anyhow::{bail, Result};
+pub mod protocol;
+pub mod server;
+pub mod session;
 
-use crate::cli::ServePopArgs;
-use crate::exit::ExitStatus;
-use crate::output::Format;
-use crate::store::Store;
-
-/// `serve-pop`.
-///
-/// # Errors
-/// Always, until the server lands.
-pub fn run(_store: &Store, _args: &ServePopArgs, _format: Format) -> Result<ExitStatus> {
-    bail!("not implemented yet (serve-pop is on its way)")
-}
+pub use server::run;

@@ -459,7 +459,7 @@ fn unique_name() -> String {
 }
 
 /// The host name with `/`, `:` and `,` escaped as the Maildir conventions ask.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: buf is valid for buf.len() bytes; gethostname NUL-terminates within it or
     // truncates, and we stop at the first NUL or the end.
