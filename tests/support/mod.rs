@@ -6,7 +6,8 @@
 
 #![allow(dead_code)]
 
-// pub mod dovecot;
+pub mod dovecot;
+pub mod pop3;
 
 use std::fs;
 use std::path::{Path, PathBuf};
