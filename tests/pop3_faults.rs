@@ -157,7 +157,11 @@ fn mail_delivered_during_a_session_is_outside_its_snapshot() {
     assert_eq!(stat.0, before.len());
 
     let mail = store.scratch().join("late.eml");
-    fs::write(&mail, "From: late@example.org\nSubject: late\n\narrived mid-session\n").unwrap();
+    fs::write(
+        &mail,
+        "From: late@example.org\nSubject: late\n\narrived mid-session\n",
+    )
+    .unwrap();
     store
         .mailtool()
         .args(["mbox", "deliver", "asterix"])
@@ -270,11 +274,7 @@ struct Mount(PathBuf);
 impl Mount {
     /// Run `mount` with these arguments; `None` when this machine does not allow it.
     fn run(args: &[&str], target: &Path) -> Option<()> {
-        let output = Command::new("mount")
-            .args(args)
-            .arg(target)
-            .output()
-            .ok()?;
+        let output = Command::new("mount").args(args).arg(target).output().ok()?;
         if output.status.success() {
             Some(())
         } else {

@@ -139,7 +139,9 @@ impl Drop for ServePop {
 /// (`listening on 127.0.0.1:1100`, `pop3://127.0.0.1:1100/`, ...).
 pub fn parse_address_line(line: &str) -> Option<SocketAddr> {
     line.split_whitespace().find_map(|word| {
-        let word = word.trim_start_matches("pop3://").trim_end_matches(['/', ',', '.', ')']);
+        let word = word
+            .trim_start_matches("pop3://")
+            .trim_end_matches(['/', ',', '.', ')']);
         word.trim_start_matches('(').parse().ok()
     })
 }
@@ -193,7 +195,10 @@ impl Pop3Client {
         let mut line = Vec::new();
         let n = self.reader.read_until(b'\n', &mut line)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed",
+            ));
         }
         assert!(line.ends_with(b"\r\n"), "line without CRLF: {line:?}");
         line.truncate(line.len() - 2);
