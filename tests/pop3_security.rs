@@ -1,6 +1,7 @@
 //! Hostile clients against the real `serve-pop` binary: bad user names at every login
-//! command, symbolic links out of the store, password guessing, connection floods, and
-//! passwords leaking into logs or traces.
+//! command (the CLI's entry points are covered in `tests/mbox.rs`), symbolic links out of
+//! the store, password guessing, connection floods, and passwords leaking into logs or
+//! traces.
 
 mod support;
 
@@ -113,19 +114,6 @@ fn bad_user_names_are_refused_at_every_login_command() {
         .collect();
     entries.sort();
     assert_eq!(entries, ["asterix", "obelix", "passwd"]);
-}
-
-#[test]
-fn the_cli_refuses_bad_user_names_before_serving() {
-    let store = TempStore::demo();
-    // serve-pop takes no user name; the CLI entry points that do are the mbox commands.
-    store
-        .mailtool()
-        .args(["mbox", "deliver", "../asterix"])
-        .write_stdin("Subject: x\n\nx\n")
-        .assert()
-        .code(1)
-        .stderr(predicates::str::starts_with("error: invalid user name"));
 }
 
 #[test]
