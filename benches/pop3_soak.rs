@@ -540,7 +540,7 @@ fn main() {
     }
     println!();
     println!(
-        "store after the run: {} messages before, {} after, {changed} changed or missing, {appeared} new; serve-pop exit {status}",
+        "store after the run: {} messages before, {} after, {changed} changed or missing, {appeared} new; serve-pop after SIGTERM: {status}",
         before.len(),
         after.len()
     );
