@@ -298,8 +298,8 @@ pub struct BodyWriter {
     extent: Extent,
     at_line_start: bool,
     previous_cr: bool,
-    /// The current line held only a CR so far (so it may be the blank line).
-    line_blank: bool,
+    /// Octets of the current line so far, to recognise the blank line after the header.
+    line_length: u64,
     in_header: bool,
     body_lines_left: u64,
     done: bool,
@@ -312,7 +312,7 @@ impl BodyWriter {
             extent,
             at_line_start: true,
             previous_cr: false,
-            line_blank: true,
+            line_length: 0,
             in_header: true,
             body_lines_left: match extent {
                 Extent::Whole => u64::MAX,
@@ -335,44 +335,52 @@ impl BodyWriter {
 
     /// Encode the next chunk of the message file into `out`.
     pub fn write(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        // Copied in runs: `start` is the first byte of `chunk` not yet in `out`.
         let mut start = 0;
-        for (i, &byte) in chunk.iter().enumerate() {
-            if self.done {
-                return;
-            }
-            if self.at_line_start && byte == b'.' {
-                out.extend_from_slice(&chunk[start..i]);
-                start = i;
-                out.push(b'.');
-            }
-            self.at_line_start = false;
-            if byte == b'\n' {
-                if !self.previous_cr {
-                    out.extend_from_slice(&chunk[start..i]);
-                    start = i;
-                    out.push(b'\r');
-                    self.octets += 1;
+        let mut pos = 0;
+        while pos < chunk.len() && !self.done {
+            if self.at_line_start {
+                if chunk[pos] == b'.' {
+                    out.extend_from_slice(&chunk[start..pos]);
+                    start = pos;
+                    out.push(b'.');
                 }
+                self.at_line_start = false;
+            }
+            let Some(newline) = memchr::memchr(b'\n', &chunk[pos..]).map(|i| pos + i) else {
+                self.add_to_line(&chunk[pos..]);
+                pos = chunk.len();
+                break;
+            };
+            self.add_to_line(&chunk[pos..newline]);
+            if !self.previous_cr {
+                out.extend_from_slice(&chunk[start..newline]);
+                start = newline;
+                out.push(b'\r');
                 self.octets += 1;
-                self.end_line();
-                if self.done {
-                    out.extend_from_slice(&chunk[start..=i]);
-                    return;
-                }
-                continue;
             }
             self.octets += 1;
-            self.line_blank &= byte == b'\r' && !self.previous_cr;
-            self.previous_cr = byte == b'\r';
+            self.end_line();
+            pos = newline + 1;
         }
-        out.extend_from_slice(&chunk[start..]);
+        out.extend_from_slice(&chunk[start..pos]);
+    }
+
+    /// Account for bytes of the current line (none of them LF).
+    fn add_to_line(&mut self, bytes: &[u8]) {
+        if let Some(&last) = bytes.last() {
+            self.octets += bytes.len() as u64;
+            self.line_length += bytes.len() as u64;
+            self.previous_cr = last == b'\r';
+        }
     }
 
     fn end_line(&mut self) {
-        let blank = self.line_blank;
+        // A blank line is empty, or a lone CR before the LF.
+        let blank = self.line_length == 0 || (self.line_length == 1 && self.previous_cr);
         self.at_line_start = true;
         self.previous_cr = false;
-        self.line_blank = true;
+        self.line_length = 0;
         if self.in_header {
             if blank {
                 self.in_header = false;

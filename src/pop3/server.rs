@@ -515,15 +515,16 @@ fn session_quit_reason(out: &[u8]) -> End {
 /// The APOP timestamp: `<pid.counter.clock@host>`, unique per session and process.
 fn greeting_timestamp() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let host = HOST.get_or_init(crate::store::maildir::host_name);
     let clock = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
     format!(
-        "<{}.{}.{clock}@{}>",
+        "<{}.{}.{clock}@{host}>",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed),
-        crate::store::maildir::host_name()
     )
 }
 

@@ -1,0 +1,610 @@
+//! serve-pop against Dovecot's POP3, side by side, on identical stores.
+//!
+//! C concurrent clients, each its own user (64 users x 100 messages of 4 KiB, built with the
+//! store module), loop: connect, USER/PASS, STAT, LIST, UIDL, RETR every message, QUIT. The
+//! two servers run in the same process tree and are measured alternately, in short rounds,
+//! so that a busy neighbour on a shared machine hurts both alike. Then, for serve-pop alone:
+//! the RSS growth while one 100 MiB message is retrieved, and the RSS with 10,000 idle
+//! connections.
+//!
+//! ```text
+//! cargo bench --bench pop3_load -- [--seconds 10] [--clients 32] [--rounds 2] [--pipeline] [--no-extras]
+//! ```
+//!
+//! `--seconds` is the measured time per server, split into `--rounds` alternating rounds.
+
+#[path = "../tests/support/dovecot.rs"]
+mod dovecot;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mailtool::store::{Store, UserName};
+
+const USERS: usize = 64;
+const MESSAGES: usize = 100;
+const MESSAGE_SIZE: usize = 4096;
+
+struct Options {
+    seconds: f64,
+    clients: usize,
+    rounds: usize,
+    extras: bool,
+    pipeline: bool,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        seconds: 10.0,
+        clients: 32,
+        rounds: 2,
+        extras: true,
+        pipeline: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().expect("a value after the option");
+        match arg.as_str() {
+            "--seconds" => options.seconds = value().parse().expect("--seconds SECS"),
+            "--clients" => options.clients = value().parse().expect("--clients N"),
+            "--rounds" => options.rounds = value().parse().expect("--rounds N"),
+            "--no-extras" => options.extras = false,
+            "--pipeline" => options.pipeline = true,
+            // cargo bench passes --bench; ignore it and anything else of the harness's.
+            _ => {}
+        }
+    }
+    assert!(
+        (1..=USERS).contains(&options.clients),
+        "--clients must be 1..={USERS} (one user per client)"
+    );
+    options
+}
+
+/// A message of exactly `size` octets with LF line ends, as a mail client would deliver it.
+fn message(user: usize, n: usize, size: usize) -> Vec<u8> {
+    let mut text = format!(
+        "Return-Path: <sender@example.org>\nFrom: Sender <sender@example.org>\n\
+         To: user{user} <user{user}@example.org>\nSubject: load test message {n}\n\
+         Date: Tue, 14 Nov 2023 23:13:21 +0100\nMessage-ID: <{user}.{n}@bench.example.org>\n\
+         MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n"
+    )
+    .into_bytes();
+    let line = b"The quick brown fox jumps over the lazy dog, again and again. 0123\n";
+    while text.len() + line.len() < size {
+        text.extend_from_slice(line);
+    }
+    let rest = size - text.len();
+    text.extend(std::iter::repeat_n(b'x', rest - 1));
+    text.push(b'\n');
+    text
+}
+
+fn build_store(root: &Path) -> Vec<(String, String)> {
+    let store = Store::new(root);
+    let started = Instant::now();
+    let mut users = Vec::new();
+    for user in 0..USERS {
+        let name = format!("user{user}");
+        let password = format!("pass{user}");
+        let parsed = UserName::parse(&name).unwrap();
+        store.add_user(&parsed, &password).unwrap();
+        let maildir = store.mailbox(&parsed).unwrap();
+        for n in 0..MESSAGES {
+            let mut delivery = maildir.deliver().unwrap();
+            delivery.write_all(&message(user, n, MESSAGE_SIZE)).unwrap();
+            delivery.commit().unwrap();
+        }
+        users.push((name, password));
+    }
+    eprintln!(
+        "built {USERS} users x {MESSAGES} messages of {MESSAGE_SIZE} octets in {:.1?}",
+        started.elapsed()
+    );
+    users
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// serve-pop as a child process, killed on drop.
+struct ServePop {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServePop {
+    fn start(store: &Path, log: &Path) -> ServePop {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailtool"))
+            .arg("--store")
+            .arg(store)
+            .args(["serve-pop", "--port", "0"])
+            .args([
+                "--max-connections",
+                "20000",
+                "--max-connections-per-ip",
+                "20000",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("address line")
+            .parse()
+            .unwrap();
+        ServePop { child, addr }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+}
+
+impl Drop for ServePop {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// One POP3 client connection, reading with a large buffer.
+struct Client {
+    reader: BufReader<TcpStream>,
+    line: Vec<u8>,
+    received: u64,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut client = Client {
+            reader: BufReader::with_capacity(64 * 1024, stream),
+            line: Vec::with_capacity(256),
+            received: 0,
+        };
+        client.expect_ok()?;
+        Ok(client)
+    }
+
+    fn read_line(&mut self) -> std::io::Result<()> {
+        self.line.clear();
+        let n = self.reader.read_until(b'\n', &mut self.line)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.received += n as u64;
+        Ok(())
+    }
+
+    fn expect_ok(&mut self) -> std::io::Result<()> {
+        self.read_line()?;
+        if self.line.starts_with(b"+OK") {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(
+                String::from_utf8_lossy(&self.line).into_owned(),
+            ))
+        }
+    }
+
+    fn command(&mut self, command: &str) -> std::io::Result<()> {
+        let mut bytes = Vec::with_capacity(command.len() + 2);
+        bytes.extend_from_slice(command.as_bytes());
+        bytes.extend_from_slice(b"\r\n");
+        self.reader.get_mut().write_all(&bytes)?;
+        self.expect_ok()
+    }
+
+    fn multiline(&mut self) -> std::io::Result<()> {
+        loop {
+            self.read_line()?;
+            if self.line == b".\r\n" {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One whole session; returns the message count. With `pipeline`, all RETR commands go
+    /// out in one write (both servers announce PIPELINING), and replies are read after.
+    fn session(
+        addr: SocketAddr,
+        user: &str,
+        password: &str,
+        pipeline: bool,
+    ) -> std::io::Result<(usize, u64)> {
+        let mut client = Client::connect(addr)?;
+        client.command(&format!("USER {user}"))?;
+        client.command(&format!("PASS {password}"))?;
+        client.command("STAT")?;
+        let count: usize = String::from_utf8_lossy(&client.line)
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        client.command("LIST")?;
+        client.multiline()?;
+        client.command("UIDL")?;
+        client.multiline()?;
+        if pipeline {
+            let batch: String = (1..=count).map(|n| format!("RETR {n}\r\n")).collect();
+            client.reader.get_mut().write_all(batch.as_bytes())?;
+            for _ in 1..=count {
+                client.expect_ok()?;
+                client.multiline()?;
+            }
+        } else {
+            for n in 1..=count {
+                client.command(&format!("RETR {n}"))?;
+                client.multiline()?;
+            }
+        }
+        client.command("QUIT")?;
+        Ok((count, client.received))
+    }
+}
+
+#[derive(Default)]
+struct Measured {
+    sessions: u64,
+    bytes: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    server_cpu: f64,
+    client_cpu: f64,
+}
+
+impl Measured {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    }
+
+    fn sessions_per_second(&self) -> f64 {
+        self.sessions as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn cpu_ms_per_session(&self) -> f64 {
+        self.server_cpu * 1e3 / self.sessions as f64
+    }
+
+    fn megabytes_per_second(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Run `clients` looping clients against `addr` for `duration`, adding to `into`.
+fn load(
+    addr: SocketAddr,
+    users: &[(String, String)],
+    options: &Options,
+    duration: Duration,
+    into: &mut Measured,
+) {
+    let (clients, pipeline) = (options.clients, options.pipeline);
+    let client_cpu = cpu_seconds(std::process::id());
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = users[..clients]
+        .iter()
+        .cloned()
+        .map(|(user, password)| {
+            let stop = stop.clone();
+            let errors = errors.clone();
+            thread::spawn(move || {
+                let mut latencies = Vec::new();
+                let mut bytes = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let begun = Instant::now();
+                    match Client::session(addr, &user, &password, pipeline) {
+                        Ok((count, received)) => {
+                            assert_eq!(count, MESSAGES, "{user} lost messages");
+                            latencies.push(begun.elapsed());
+                            bytes += received;
+                        }
+                        Err(error) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                                eprintln!("session of {user} failed: {error}");
+                            }
+                            thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                }
+                (latencies, bytes)
+            })
+        })
+        .collect();
+    thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        let (latencies, bytes) = thread.join().unwrap();
+        into.sessions += latencies.len() as u64;
+        into.latencies.extend(latencies);
+        into.bytes += bytes;
+    }
+    into.elapsed += started.elapsed();
+    into.errors += errors.load(Ordering::Relaxed);
+    into.client_cpu += cpu_seconds(std::process::id()) - client_cpu;
+}
+
+/// CPU time (user + system) of a process and its reaped children, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, tail)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    // Fields 14-17 of stat(5): utime stime cutime cstime; `tail` starts at field 3.
+    let ticks: f64 = tail
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// CPU seconds of every process in a process group (Dovecot's master and all it forked;
+/// mail processes that already exited count through the master's reaped-children times).
+fn group_cpu_seconds(pgid: u32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let (_, tail) = s.rsplit_once(')')?;
+                    tail.split_whitespace().nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .map(cpu_seconds)
+        .sum()
+}
+
+fn raise_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    limit.rlim_cur
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn main() {
+    let options = options();
+    let file_limit = raise_file_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let ours_path = dir.path().join("ours");
+    let theirs_path: PathBuf = dir.path().join("dovecot");
+    let users = build_store(&ours_path);
+    copy_tree(&ours_path, &theirs_path);
+
+    let tuning = "service pop3-login {\n  service_count = 0\n}\n\
+                  default_process_limit = 1024\ndefault_client_limit = 20000\n";
+    let Some(dovecot) = dovecot::Dovecot::start_with(&theirs_path, tuning) else {
+        eprintln!("Dovecot is not installed: nothing to compare with");
+        return;
+    };
+    let effective = Command::new("doveconf")
+        .arg("-c")
+        .arg(dovecot.conf_path())
+        .args(["-h", "service/pop3-login/service_count"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    eprintln!("Dovecot pop3-login service_count = {effective}");
+    let ours = ServePop::start(&ours_path, &dir.path().join("serve-pop.log"));
+    let dovecot_addr: SocketAddr = ([127, 0, 0, 1], dovecot.pop3_port).into();
+
+    // Warm up both: Dovecot builds its index files at the first login of each user.
+    let mut scratch = Measured::default();
+    for addr in [ours.addr, dovecot_addr] {
+        load(addr, &users, &options, Duration::from_secs(1), &mut scratch);
+    }
+
+    let mut ours_measured = Measured::default();
+    let mut dovecot_measured = Measured::default();
+    let round = Duration::from_secs_f64(options.seconds / options.rounds as f64);
+    let dovecot_group = dovecot.master_pid();
+    for r in 0..options.rounds {
+        eprintln!("round {} of {}", r + 1, options.rounds);
+        let cpu = cpu_seconds(ours.child.id());
+        load(ours.addr, &users, &options, round, &mut ours_measured);
+        ours_measured.server_cpu += cpu_seconds(ours.child.id()) - cpu;
+        let cpu = group_cpu_seconds(dovecot_group);
+        load(dovecot_addr, &users, &options, round, &mut dovecot_measured);
+        dovecot_measured.server_cpu += group_cpu_seconds(dovecot_group) - cpu;
+    }
+
+    let nproc = thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "pop3_load: {} clients, {USERS} users x {MESSAGES} messages of {MESSAGE_SIZE} octets, \
+         {:.0} s per server in {} alternating rounds{}; {nproc} CPUs ({})",
+        options.clients,
+        options.seconds,
+        options.rounds,
+        if options.pipeline {
+            ", RETRs pipelined"
+        } else {
+            ""
+        },
+        cpu_model()
+    );
+    println!();
+    println!("| server | sessions/s | MB/s | p50 latency | p99 latency | server CPU per session | load generator CPU per session | failed sessions |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, m) in [
+        ("serve-pop", &ours_measured),
+        ("Dovecot 2.3", &dovecot_measured),
+    ] {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} ms | {:.1} ms | {:.2} ms | {:.2} ms | {} |",
+            m.sessions_per_second(),
+            m.megabytes_per_second(),
+            m.percentile(0.5).as_secs_f64() * 1e3,
+            m.percentile(0.99).as_secs_f64() * 1e3,
+            m.cpu_ms_per_session(),
+            m.client_cpu * 1e3 / m.sessions as f64,
+            m.errors
+        );
+    }
+    println!();
+    println!(
+        "serve-pop / Dovecot: {:.2}x sessions/s, {:.2}x MB/s, p50 latency {:.2}x, p99 latency {:.2}x, CPU per session {:.2}x",
+        ours_measured.sessions_per_second() / dovecot_measured.sessions_per_second(),
+        ours_measured.megabytes_per_second() / dovecot_measured.megabytes_per_second(),
+        ours_measured.percentile(0.5).as_secs_f64() / dovecot_measured.percentile(0.5).as_secs_f64(),
+        ours_measured.percentile(0.99).as_secs_f64()
+            / dovecot_measured.percentile(0.99).as_secs_f64(),
+        ours_measured.cpu_ms_per_session() / dovecot_measured.cpu_ms_per_session(),
+    );
+    drop(dovecot);
+
+    if options.extras {
+        big_message(&ours_path, &ours);
+        idle_connections(&ours, file_limit);
+    }
+}
+
+/// RSS growth of serve-pop while one 100 MiB message is retrieved.
+fn big_message(store_path: &Path, server: &ServePop) {
+    const SIZE: usize = 100 * 1024 * 1024;
+    let store = Store::new(store_path);
+    let name = UserName::parse("big").unwrap();
+    store.add_user(&name, "big").unwrap();
+    let mut delivery = store.mailbox(&name).unwrap().deliver().unwrap();
+    let line = [b'y'; 99];
+    let mut written = 0;
+    delivery.write_all(b"Subject: big\n\n").unwrap();
+    while written < SIZE {
+        delivery.write_all(&line).unwrap();
+        delivery.write_all(b"\n").unwrap();
+        written += 100;
+    }
+    delivery.commit().unwrap();
+
+    let before = server.rss_kib();
+    let peak = Arc::new(AtomicU64::new(before));
+    let done = Arc::new(AtomicBool::new(false));
+    let pid = server.child.id();
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let started = Instant::now();
+    let mut client = Client::connect(server.addr).unwrap();
+    client.command("USER big").unwrap();
+    client.command("PASS big").unwrap();
+    client.command("RETR 1").unwrap();
+    let mut sink = [0u8; 64 * 1024];
+    let mut tail = Vec::new();
+    loop {
+        let n = client.reader.read(&mut sink).unwrap();
+        assert!(n > 0, "connection closed during the 100 MiB RETR");
+        tail.extend_from_slice(&sink[..n]);
+        if tail.ends_with(b"\r\n.\r\n") {
+            break;
+        }
+        let keep = tail.len().saturating_sub(8);
+        tail.drain(..keep);
+    }
+    let elapsed = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let peak = peak.load(Ordering::Relaxed);
+    println!(
+        "RETR of one 100 MiB message: {:.0} MB/s, serve-pop RSS {before} KiB before, peak {peak} KiB (growth {} KiB)",
+        SIZE as f64 / 1e6 / elapsed.as_secs_f64(),
+        peak - before
+    );
+}
+
+/// serve-pop's RSS with 10,000 idle (greeted, not logged in) connections.
+fn idle_connections(server: &ServePop, file_limit: u64) {
+    const IDLE: usize = 10_000;
+    if file_limit < IDLE as u64 + 100 {
+        println!("idle connections: skipped (file limit {file_limit} < {IDLE}; raise ulimit -n)");
+        return;
+    }
+    let before = server.rss_kib();
+    let mut connections = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        match Client::connect(server.addr) {
+            Ok(client) => connections.push(client),
+            Err(error) => {
+                println!(
+                    "idle connections: stopped at {} ({error})",
+                    connections.len()
+                );
+                break;
+            }
+        }
+    }
+    thread::sleep(Duration::from_millis(200));
+    let with = server.rss_kib();
+    println!(
+        "{} idle connections: serve-pop RSS {with} KiB ({before} KiB before)",
+        connections.len()
+    );
+}
