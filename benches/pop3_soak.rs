@@ -193,7 +193,12 @@ impl ServePop {
             .arg("--store")
             .arg(store)
             .args(["serve-pop", "--port", "0"])
-            .args(["--max-connections", &limit, "--max-connections-per-ip", &limit])
+            .args([
+                "--max-connections",
+                &limit,
+                "--max-connections-per-ip",
+                &limit,
+            ])
             .stdout(Stdio::piped())
             .stderr(fs::File::create(log).unwrap())
             .spawn()
@@ -388,21 +393,31 @@ fn session(
         if uidl != expected.as_bytes() {
             return Err(Failure::Lost(format!("{}: UIDL differs", mailbox.user)));
         }
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let n = (*seed >> 33) as usize % count;
         let body = timed(latencies, "RETR", || {
             client.command(&format!("RETR {}", n + 1))?;
             client.data("RETR")
         })?;
         if body != mailbox.bodies[n] {
-            return Err(Failure::Lost(format!("{}: RETR {} differs", mailbox.user, n + 1)));
+            return Err(Failure::Lost(format!(
+                "{}: RETR {} differs",
+                mailbox.user,
+                n + 1
+            )));
         }
         let top = timed(latencies, "TOP", || {
             client.command(&format!("TOP {} 0", n + 1))?;
             client.data("TOP")
         })?;
         if !mailbox.bodies[n].starts_with(&top) {
-            return Err(Failure::Lost(format!("{}: TOP {} differs", mailbox.user, n + 1)));
+            return Err(Failure::Lost(format!(
+                "{}: TOP {} differs",
+                mailbox.user,
+                n + 1
+            )));
         }
         timed(latencies, "NOOP", || client.command("NOOP"))?;
         commands.fetch_add(6, Ordering::Relaxed);
@@ -499,13 +514,19 @@ fn main() {
         .iter()
         .filter(|(key, hash)| after.get(*key) != Some(hash))
         .count();
-    let appeared = after.keys().filter(|key| !before.contains_key(*key)).count();
+    let appeared = after
+        .keys()
+        .filter(|key| !before.contains_key(*key))
+        .count();
 
     let sessions = sessions.load(Ordering::Relaxed);
     let protocol_errors = protocol_errors.load(Ordering::Relaxed);
     let lost = lost.load(Ordering::Relaxed);
     open_samples.sort_unstable();
-    let median_open = open_samples.get(open_samples.len() / 2).copied().unwrap_or(0);
+    let median_open = open_samples
+        .get(open_samples.len() / 2)
+        .copied()
+        .unwrap_or(0);
     println!(
         "pop3_soak: {} concurrent clients ({} users x {} messages) for {:.0} s against serve-pop (release), {} CPUs",
         options.users,

@@ -78,11 +78,8 @@ fn client_decode(wire: &[u8]) -> Result<Vec<u8>, String> {
                 Err(format!("{} octets after the terminator", rest.len()))
             };
         }
-        let line = match line.strip_prefix(b".") {
-            Some(unstuffed) if unstuffed.is_empty() => unreachable!("handled above"),
-            Some(unstuffed) => unstuffed,
-            None => line,
-        };
+        // A line that starts with a dot was stuffed: the "." line itself is handled above.
+        let line = line.strip_prefix(b".").unwrap_or(line);
         body.extend_from_slice(line);
         body.extend_from_slice(b"\r\n");
     }
