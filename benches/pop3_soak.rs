@@ -12,8 +12,11 @@
 //! held before, byte for byte, apart from the flags in the file names.
 //!
 //! ```text
-//! cargo bench --bench pop3_soak -- [--users 1000] [--seconds 60] [--messages 8]
+//! cargo bench --bench pop3_soak -- [--users 1000] [--seconds 60] [--messages 8] [--ramp-up 2]
 //! ```
+//!
+//! The clients start spread over `--ramp-up` seconds (0: all at once, a burst of `--users`
+//! simultaneous connects that also tests the server's listen queue).
 //!
 //! It exits non-zero when a check fails, so it can gate a release.
 
@@ -35,6 +38,7 @@ struct Options {
     users: usize,
     seconds: u64,
     messages: usize,
+    ramp_up: f64,
 }
 
 fn options() -> Options {
@@ -42,6 +46,7 @@ fn options() -> Options {
         users: 1000,
         seconds: 60,
         messages: 8,
+        ramp_up: 2.0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -50,6 +55,7 @@ fn options() -> Options {
             "--users" => options.users = value().parse().expect("--users N"),
             "--seconds" => options.seconds = value().parse().expect("--seconds SECS"),
             "--messages" => options.messages = value().parse().expect("--messages N"),
+            "--ramp-up" => options.ramp_up = value().parse().expect("--ramp-up SECS"),
             // cargo bench passes --bench; ignore the harness's flags.
             _ => {}
         }
@@ -239,6 +245,9 @@ impl Drop for ServePop {
 
 /// Why a session went wrong.
 enum Failure {
+    /// No session at all: the connection failed or was never greeted (e.g. the kernel dropped
+    /// it from a full listen queue).
+    Connect(String),
     /// A reply that is not what POP3 allows here (including -ERR, EOF, timeouts).
     Protocol(String),
     /// A listing or body that differs from the mailbox as built.
@@ -258,14 +267,18 @@ struct Client {
 
 impl Client {
     fn connect(addr: SocketAddr) -> Outcome<Client> {
-        let stream = TcpStream::connect(addr).map_err(|e| protocol(format!("connect: {e}")))?;
+        let stream =
+            TcpStream::connect(addr).map_err(|e| Failure::Connect(format!("connect: {e}")))?;
         stream.set_nodelay(true).ok();
         stream.set_read_timeout(Some(Duration::from_secs(60))).ok();
         let mut client = Client {
             reader: BufReader::with_capacity(16 * 1024, stream),
             line: Vec::with_capacity(256),
         };
-        client.status("greeting")?;
+        client.status("greeting").map_err(|failure| match failure {
+            Failure::Protocol(what) => Failure::Connect(what),
+            other => other,
+        })?;
         Ok(client)
     }
 
@@ -449,6 +462,7 @@ fn main() {
     let sessions = Arc::new(AtomicU64::new(0));
     let commands = Arc::new(AtomicU64::new(0));
     let protocol_errors = Arc::new(AtomicU64::new(0));
+    let connect_failures = Arc::new(AtomicU64::new(0));
     let lost = Arc::new(AtomicU64::new(0));
     let barrier = Arc::new(Barrier::new(options.users + 1));
     let addr = server.addr;
@@ -456,6 +470,9 @@ fn main() {
         .map(|index| {
             let (stop, sessions, commands) = (stop.clone(), sessions.clone(), commands.clone());
             let (protocol_errors, lost) = (protocol_errors.clone(), lost.clone());
+            let connect_failures = connect_failures.clone();
+            let delay =
+                Duration::from_secs_f64(options.ramp_up * index as f64 / options.users as f64);
             let (mailboxes, barrier) = (mailboxes.clone(), barrier.clone());
             thread::Builder::new()
                 .stack_size(256 * 1024)
@@ -464,6 +481,7 @@ fn main() {
                     let mut seed = index as u64 + 1;
                     let mut latencies = Latencies::default();
                     barrier.wait();
+                    thread::sleep(delay);
                     while !stop.load(Ordering::Relaxed) {
                         match session(addr, mailbox, &mut seed, &mut latencies, &commands) {
                             Ok(()) => {
@@ -473,6 +491,9 @@ fn main() {
                                 let (counter, kind, what) = match failure {
                                     Failure::Protocol(what) => (&protocol_errors, "protocol", what),
                                     Failure::Lost(what) => (&lost, "lost", what),
+                                    Failure::Connect(what) => {
+                                        (&connect_failures, "connection", what)
+                                    }
                                 };
                                 if counter.fetch_add(1, Ordering::Relaxed) < 5 {
                                     eprintln!("{kind} error: {what}");
@@ -522,16 +543,18 @@ fn main() {
     let sessions = sessions.load(Ordering::Relaxed);
     let protocol_errors = protocol_errors.load(Ordering::Relaxed);
     let lost = lost.load(Ordering::Relaxed);
+    let connect_failures = connect_failures.load(Ordering::Relaxed);
     open_samples.sort_unstable();
     let median_open = open_samples
         .get(open_samples.len() / 2)
         .copied()
         .unwrap_or(0);
     println!(
-        "pop3_soak: {} concurrent clients ({} users x {} messages) for {:.0} s against serve-pop (release), {} CPUs",
+        "pop3_soak: {} concurrent clients ({} users x {} messages), started over {} s, for {:.0} s against serve-pop (release), {} CPUs",
         options.users,
         options.users,
         options.messages,
+        options.ramp_up,
         elapsed.as_secs_f64(),
         thread::available_parallelism().map_or(0, |n| n.get())
     );
@@ -542,6 +565,7 @@ fn main() {
         commands.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
     );
     println!("protocol errors: {protocol_errors}");
+    println!("connections refused, dropped or never greeted: {connect_failures}");
     println!("lost or altered messages seen by clients: {lost}");
     println!(
         "server RSS: {rss_idle} KiB idle, {rss_peak} KiB peak sampled, {rss_end} KiB at the end (VmHWM {hwm} KiB)"
@@ -566,6 +590,7 @@ fn main() {
         after.len()
     );
     let ok = protocol_errors == 0
+        && connect_failures == 0
         && lost == 0
         && changed == 0
         && appeared == 0
