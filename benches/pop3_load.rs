@@ -8,7 +8,7 @@
 //! connections.
 //!
 //! ```text
-//! cargo bench --bench pop3_load -- [--seconds 10] [--clients 32] [--rounds 2] [--pipeline] [--no-extras]
+//! cargo bench --bench pop3_load -- [--seconds 10] [--clients 16] [--rounds 10] [--pipeline] [--no-extras]
 //! ```
 //!
 //! `--seconds` is the measured time per server, split into `--rounds` alternating rounds.
@@ -42,8 +42,8 @@ struct Options {
 fn options() -> Options {
     let mut options = Options {
         seconds: 10.0,
-        clients: 32,
-        rounds: 2,
+        clients: 16,
+        rounds: 10,
         extras: true,
         pipeline: false,
     };

@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::cli::{Cli, Command, MboxCommand};
 use crate::exit::ExitStatus;
 use crate::mbox::{self, PasswordSource};
-use crate::output::{Format, Printer};
+use crate::output::{Format, Printer, Progress};
 use crate::store::Store;
 
 /// Run one command line to completion.
@@ -77,7 +77,12 @@ fn run_mbox(store: &Store, command: MboxCommand, printer: &mut Printer<io::Stdou
             }
         }
         MboxCommand::Deliver { name, files, mbox } => {
+            let mut progress = Progress::stderr();
+            let (mut count, mut bytes) = (0usize, 0u64);
             mbox::deliver(store, &name, &files, mbox, &mut |delivered| {
+                count += 1;
+                bytes += delivered.bytes;
+                progress.update(|| format!("delivered {count} messages, {bytes} bytes"));
                 printer.print(delivered)
             })?;
         }

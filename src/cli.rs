@@ -77,11 +77,16 @@ Only mails that were completely printed are deleted, by UID, and nothing else.")
     /// Show headers, decoded subjects, MIME structure and attachments of mails.
     #[command(after_help = "\
 Examples:
-  mailtool inspect message.eml              header block and MIME tree
+  mailtool inspect message.eml              header block and MIME tree (IMAP part numbers)
   mailtool inspect ./mailstore/asterix      one line per message of a Maildir
-  mailtool inspect --user asterix --json    the same as JSON lines
+  mailtool inspect ./mailstore              one line per message of every user
+  mailtool inspect --user asterix --json    every message of asterix's mailbox as JSON lines
   mailtool inspect - < message.eml          read a mail from stdin
-  mailtool inspect message.eml --extract ./attachments")]
+  mailtool inspect message.eml --body --headers
+  mailtool inspect message.eml --extract ./attachments
+
+Malformed mail is shown as far as it can be, with warnings. A file that cannot be read is
+reported on stderr, the others carry on, and the exit status is 1.")]
     Inspect(InspectArgs),
 
     /// Manage the store: users, passwords, delivery.

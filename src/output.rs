@@ -6,7 +6,8 @@
 //! they go to stderr, so `--json` output is always machine-readable.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -68,6 +69,56 @@ impl<W: Write> Printer<W> {
 
     pub fn into_inner(self) -> W {
         self.out
+    }
+}
+
+/// One status line on stderr that rewrites itself, for long work. It shows only when stderr
+/// is a terminal and stdout is not (when both are, the results themselves show progress and
+/// a status line would tangle with them), so pipes and logs stay clean; at most ten times a
+/// second.
+pub struct Progress {
+    enabled: bool,
+    last: Option<Instant>,
+    shown: bool,
+}
+
+impl Progress {
+    /// Progress on stderr, enabled as described above.
+    pub fn stderr() -> Self {
+        Progress {
+            enabled: io::stderr().is_terminal() && !io::stdout().is_terminal(),
+            last: None,
+            shown: false,
+        }
+    }
+
+    /// Show `line()` unless a line was shown less than 100 ms ago.
+    pub fn update(&mut self, line: impl FnOnce() -> String) {
+        if !self.enabled
+            || self
+                .last
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.shown = true;
+        let mut err = io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K{}", line());
+        let _ = err.flush();
+    }
+
+    /// Erase the line, if one was shown.
+    pub fn finish(&mut self) {
+        if std::mem::take(&mut self.shown) {
+            let _ = write!(io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

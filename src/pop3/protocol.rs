@@ -406,6 +406,20 @@ impl BodyWriter {
     }
 }
 
+/// `text` with control characters escaped (`\u{1b}`), for showing what a peer sent on a
+/// terminal without letting it drive the terminal.
+pub fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
 /// The octets RETR sends for a message read from `reader`, before byte-stuffing.
 ///
 /// # Errors
@@ -656,6 +670,51 @@ mod tests {
                         + usize::from(out.starts_with(b"."));
                     assert_eq!(writer.octets() as usize, out.len() - stuffed - 2);
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn writer_matches_the_reference_on_random_messages(
+            message in proptest::collection::vec(
+                proptest::sample::select(vec![b'.', b'\r', b'\n', b'a', b' ']),
+                0..300,
+            ),
+            splits in proptest::collection::vec(0usize..300, 0..4),
+            lines in proptest::option::of(0u64..6),
+        ) {
+            let extent = lines.map_or(Extent::Whole, Extent::Top);
+            let mut cuts: Vec<usize> = splits.into_iter().map(|s| s.min(message.len())).collect();
+            cuts.push(0);
+            cuts.push(message.len());
+            cuts.sort_unstable();
+            let mut writer = BodyWriter::new(extent);
+            let mut out = Vec::new();
+            for pair in cuts.windows(2) {
+                writer.write(&message[pair[0]..pair[1]], &mut out);
+            }
+            writer.finish(&mut out);
+            proptest::prop_assert_eq!(out, reference(&message, extent));
+        }
+
+        #[test]
+        fn reader_never_holds_more_than_a_line(
+            chunks in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec![b'x', b'\r', b'\n']), 0..700),
+                0..8,
+            ),
+        ) {
+            let mut reader = LineReader::new();
+            for chunk in &chunks {
+                let mut input = chunk.as_slice();
+                while let Some(event) = reader.next_line(&mut input) {
+                    if let LineEvent::Line(line) = event {
+                        proptest::prop_assert!(line.len() < MAX_LINE);
+                        proptest::prop_assert!(!line.contains(&b'\n'));
+                    }
+                }
+                proptest::prop_assert!(reader.buffered() <= MAX_LINE);
             }
         }
     }

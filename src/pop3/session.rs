@@ -11,12 +11,11 @@ use std::fmt;
 use std::fs::File;
 use std::time::Duration;
 
-use base64::Engine;
 use md5::{Digest, Md5};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use super::protocol::{parse_command, transfer_size, Command, Extent};
+use super::protocol::{escape_controls, parse_command, transfer_size, Command, Extent};
 use crate::store::lock::LockGuard;
 use crate::store::{Maildir, MessageEntry, Store, StoreError, UserName};
 
@@ -56,8 +55,10 @@ pub enum Action {
     Pause { delay: Duration, then_close: bool },
     /// Send the output, then switch the connection to TLS.
     StartTls,
-    /// Send the output, then close the connection.
+    /// Send the output, then close the connection: the session ended with QUIT.
     Close,
+    /// Send the output, then close the connection: too many bad commands.
+    TooManyFailures,
 }
 
 /// A message body to stream: the file is already open, so a message removed by another
@@ -68,6 +69,8 @@ pub struct Transfer {
     pub extent: Extent,
     /// The message number the client used.
     pub number: u32,
+    /// Octets on disk according to the file name (`,S=`), if it says.
+    pub length: Option<u64>,
 }
 
 /// Something worth a line in the server log. Passwords never appear in events.
@@ -236,13 +239,13 @@ impl Session {
         ) {
             return "***".into();
         }
-        let text = String::from_utf8_lossy(line);
+        let text = escape_controls(&String::from_utf8_lossy(line));
         let words: Vec<&str> = text.splitn(3, ' ').collect();
         match words[0].to_ascii_uppercase().as_str() {
             "PASS" if words.len() > 1 => format!("{} ***", words[0]),
             "APOP" if words.len() > 2 => format!("{} {} ***", words[0], words[1]),
             "AUTH" if words.len() > 2 => format!("{} {} ***", words[0], words[1]),
-            _ => text.into_owned(),
+            _ => text,
         }
     }
 
@@ -416,7 +419,7 @@ impl Session {
         if self.bad_commands >= self.config.max_bad_commands {
             err(out, None, "too many bad commands, closing");
             self.too_many_failures();
-            Action::Close
+            Action::TooManyFailures
         } else {
             Action::Continue
         }
@@ -518,7 +521,7 @@ impl Session {
         }
         // `=` is RFC 5034's empty initial response.
         let encoded = if line == b"=" { &b""[..] } else { line };
-        let decoded = base64::engine::general_purpose::STANDARD
+        let decoded = data_encoding::BASE64
             .decode(encoded)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok());
@@ -802,12 +805,14 @@ impl Mailbox {
         let message = &mut self.messages[index];
         match self.maildir.open_message(&message.entry) {
             Ok((file, current)) => {
+                let length = current.size_field();
                 message.entry = current;
                 match extent {
                     Extent::Whole => ok(out, &format!("{} octets", message.size)),
                     Extent::Top(_) => ok(out, "top of message follows"),
                 }
                 Action::Transfer(Transfer {
+                    length,
                     file,
                     extent,
                     number,
@@ -1089,6 +1094,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_removal_answers_sys_temp_with_the_counts() {
+        let f = fixture();
+        let mut s = logged_in(&f, "obelix", "menhir");
+        reply(&mut s, "DELE 1");
+        reply(&mut s, "DELE 2");
+        // Something that cannot be removed as a file now sits where message 1 was.
+        let maildir = f
+            .store
+            .mailbox(&UserName::parse("obelix").unwrap())
+            .unwrap();
+        let first = maildir.entry_path(&maildir.list().unwrap()[0]);
+        std::fs::remove_file(&first).unwrap();
+        std::fs::create_dir(&first).unwrap();
+        let (text, action) = send(&mut s, "QUIT");
+        assert_eq!(
+            text,
+            "-ERR [SYS/TEMP] could not remove 1 of 2 deleted messages (3 messages left)\r\n"
+        );
+        assert!(matches!(action, Action::Close));
+        assert!(s
+            .take_events()
+            .iter()
+            .any(|e| matches!(e, Event::StoreError { .. })));
+    }
+
+    #[test]
     fn dropping_a_session_removes_nothing() {
         let f = fixture();
         let mut s = logged_in(&f, "obelix", "menhir");
@@ -1163,7 +1194,7 @@ mod tests {
     #[test]
     fn auth_plain_initial_response_continuation_and_cancel() {
         let f = fixture();
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let b64 = |s: &str| data_encoding::BASE64.encode(s.as_bytes());
         let mut s = session(&f);
         assert_eq!(
             reply(&mut s, "AUTH"),
@@ -1231,7 +1262,7 @@ mod tests {
         for _ in 0..3 {
             (_, last) = send(&mut s, "BOGUS");
         }
-        assert!(matches!(last, Action::Close));
+        assert!(matches!(last, Action::TooManyFailures));
     }
 
     #[test]
@@ -1277,6 +1308,7 @@ mod tests {
         assert_eq!(s.trace_view(b"apop asterix 0123abcd"), "apop asterix ***");
         assert_eq!(s.trace_view(b"AUTH PLAIN AGEAYg=="), "AUTH PLAIN ***");
         assert_eq!(s.trace_view(b"USER asterix"), "USER asterix");
+        assert_eq!(s.trace_view(b"USER \x1b[2J"), "USER \\u{1b}[2J");
     }
 
     #[test]

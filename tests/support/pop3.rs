@@ -71,6 +71,7 @@ impl PopServer {
 
     /// Send a signal and wait for the exit status.
     pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our unreaped child.
         unsafe { libc::kill(self.child.id() as i32, signal) };
         self.child.wait().unwrap()
     }

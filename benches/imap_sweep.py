@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of `mailtool imap-unread` against a real Dovecot.
+
+Sweeps 5,000 unread 4 KiB mails, re-seeded before every run, with
+  - mailtool imap-unread --raw (and the default human output),
+  - an imaplib sweeper sending the same batched UID commands (imap_peer_imaplib.py),
+  - fetchmail with mda "/bin/cat" (--sslproto '' against plain-text Dovecot),
+and prints the median wall time of each and its ratio to the imaplib sweeper. Then it
+measures mailtool's peak RSS while sweeping 100 mails of 1 MiB. Every tool writes to
+/dev/null; the server, mailbox and mails are identical for all.
+
+Seeding writes the Maildir files directly (as a delivery agent would), then one SELECT
+indexes them, so the timed runs measure sweeping, not Dovecot's first look at new mail.
+
+usage (as root, needs dovecot, fetchmail, a release build):
+    cargo build --release && python3 benches/imap_sweep.py [--runs 5] [--mails 5000]
+"""
+
+import argparse
+import imaplib
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEER = ROOT / "benches" / "imap_peer_imaplib.py"
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Dovecot:
+    def __init__(self, work: Path):
+        self.work = work
+        self.store = work / "store"
+        (self.store / "asterix").mkdir(parents=True)
+        (self.store / "passwd").write_text("asterix:{PLAIN}potion\n")
+        self.port = free_port()
+        conf = f"""base_dir = {work}/run
+state_dir = {work}/state
+log_path = {work}/dovecot.log
+instance_name = mailtool-bench-{self.port}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = 1
+first_valid_gid = 1
+mail_max_userip_connections = 100
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {self.store}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={self.store}/%u
+}}
+mail_location = maildir:{self.store}/%u
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = {self.port}
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service auth {{
+  user = root
+}}
+"""
+        self.conf = work / "dovecot.conf"
+        self.conf.write_text(conf)
+        os.chmod(work, 0o755)
+        subprocess.run(["chown", "-R", "mail:mail", str(self.store)], check=True)
+        subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
+        for _ in range(200):
+            try:
+                imaplib.IMAP4("127.0.0.1", self.port).logout()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("dovecot did not start")
+
+    def stop(self):
+        subprocess.run(["doveadm", "-c", str(self.conf), "stop"], check=False)
+
+    def seed(self, count: int, octets: int):
+        """Empty the mailbox, then deliver `count` unread mails of about `octets` each."""
+        maildir = self.store / "asterix"
+        for sub in ("new", "cur", "tmp"):
+            shutil.rmtree(maildir / sub, ignore_errors=True)
+        for extra in maildir.glob("dovecot*"):
+            if extra.is_file():
+                extra.unlink()
+        for sub in ("new", "cur", "tmp"):
+            (maildir / sub).mkdir()
+        line = b"By Toutatis, the sky will not fall on our heads today, nor tomorrow.\n"
+        now = int(time.time())
+        for i in range(count):
+            head = (
+                f"From: Obelix <obelix@village.gaul>\nTo: asterix@village.gaul\n"
+                f"Subject: bench mail {i}\nMessage-ID: <{i}.{now}@bench>\n"
+                f"Date: Thu, 26 Nov 2026 04:00:00 +0000\n\n"
+            ).encode()
+            body = line * max(1, (octets - len(head)) // len(line))
+            mail = head + body
+            crlf = len(mail) + mail.count(b"\n")
+            name = f"{now}.M{i}P1Q{i}.bench,S={len(mail)},W={crlf}"
+            (maildir / "new" / name).write_bytes(mail)
+        subprocess.run(["chown", "-R", "mail:mail", str(maildir)], check=True)
+        # Let Dovecot index the new mails once, outside the timed runs.
+        imap = imaplib.IMAP4("127.0.0.1", self.port)
+        imap.login("asterix", "potion")
+        imap.select("INBOX")
+        imap.uid("FETCH", "1:*", "(UID RFC822.SIZE INTERNALDATE)")
+        typ, data = imap.uid("SEARCH", None, "UNSEEN")
+        assert len(data[0].split()) == count, "seeding failed"
+        imap.logout()
+
+    def floor(self, count: int, octets: int) -> float:
+        """Server time of the sweep's commands: each timed alone, its reply read at C speed
+        by imaplib's socket and thrown away, summed. No client can sweep faster than this."""
+        self.seed(count, octets)
+        imap = imaplib.IMAP4("127.0.0.1", self.port)
+        imap.login("asterix", "potion")
+        total = 0.0
+        commands = [("SELECT", "INBOX"), ("UID SEARCH", "UNSEEN"),
+                    ("UID FETCH", f"1:{count} (UID RFC822.SIZE)")]
+        commands += [("UID FETCH", f"{i + 1}:{min(i + 500, count)} (UID INTERNALDATE BODY.PEEK[])")
+                     for i in range(0, count, 500)]
+        commands += [("UID STORE", f"1:{count} +FLAGS.SILENT (\\Deleted)"),
+                     ("UID EXPUNGE", f"1:{count}"), ("UID SEARCH", f"UID 1:{count}")]
+        for tag, (command, arguments) in enumerate(commands):
+            line = f"f{tag} {command} {arguments}\r\n".encode()
+            start = time.perf_counter()
+            imap.send(line)
+            end = f"f{tag} ".encode()
+            while True:
+                reply = imap.readline()
+                if reply.startswith(end):
+                    break
+                if reply.rstrip().endswith(b"}"):
+                    size = int(reply.rstrip()[reply.rindex(b"{") + 1:-1])
+                    imap.read(size)
+            total += time.perf_counter() - start
+        imap.logout()
+        return total
+
+    def count(self) -> int:
+        imap = imaplib.IMAP4("127.0.0.1", self.port)
+        imap.login("asterix", "potion")
+        typ, data = imap.select("INBOX")
+        imap.logout()
+        return int(data[0])
+
+
+def run_timed(argv, env=None):
+    """Wall time and peak RSS (KiB) of one child, its stdout to /dev/null."""
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as devnull:
+        proc = subprocess.Popen(argv, stdout=devnull, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {stderr}")
+    return elapsed, usage.ru_maxrss
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--fetchmail-runs", type=int, default=1,
+                        help="fetchmail takes over a minute per run; 1 by default")
+    parser.add_argument("--mails", type=int, default=5000)
+    parser.add_argument("--octets", type=int, default=4096)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    parser.add_argument("--binary", default=str(target / "release/mailtool"))
+    args = parser.parse_args()
+    if not Path(args.binary).exists():
+        raise SystemExit(f"{args.binary} is missing: run `cargo build --release` first")
+
+    work = Path(tempfile.mkdtemp(prefix="mailtool-bench-"))
+    dovecot = Dovecot(work)
+    try:
+        env = dict(os.environ, MAILTOOL_PASSWORD="potion")
+        common = ["imap-unread", "--host", "127.0.0.1", "--port", str(dovecot.port),
+                  "--user", "asterix"]
+        rcfile = work / "fetchmailrc"
+        rcfile.write_text(
+            f"set no syslog\npoll 127.0.0.1 proto IMAP port {dovecot.port} "
+            f"user asterix password potion mda \"/bin/cat\" sslproto '' nokeep\n"
+        )
+        os.chmod(rcfile, 0o600)
+        tools = {
+            "mailtool --raw": [args.binary] + common + ["--raw"],
+            "mailtool (text)": [args.binary] + common,
+            "python imaplib": [sys.executable, str(PEER), "127.0.0.1", str(dovecot.port),
+                               "asterix", "potion"],
+            "fetchmail": ["fetchmail", "-f", str(rcfile), "--nodetach", "--silent",
+                          "--idfile", str(work / "fetchids")],
+        }
+        times = {name: [] for name in tools}
+        for run in range(args.runs):
+            # Interleaved, so a noisy neighbour slows every tool alike.
+            for name, argv in tools.items():
+                if name == "fetchmail" and run >= args.fetchmail_runs:
+                    continue
+                dovecot.seed(args.mails, args.octets)
+                elapsed, _ = run_timed(argv, env)
+                left = dovecot.count()
+                if left != 0:
+                    raise SystemExit(f"{name} left {left} mails behind")
+                times[name].append(elapsed)
+                print(f"run {run + 1}: {name:16} {elapsed:7.3f} s", file=sys.stderr)
+
+        dovecot.seed(100, 1 << 20)
+        _, rss_kib = run_timed([args.binary] + common + ["--raw"], env)
+        dovecot.seed(100, 1 << 20)
+        _, rss_text_kib = run_timed([args.binary] + common, env)
+
+        baseline = statistics.median(times["python imaplib"])
+        cpu = "unknown"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs ({cpu}), "
+              f"{platform.system()} {platform.release()}, {dovecot_version()}")
+        print(f"sweep of {args.mails} unread mails of {args.octets} octets, "
+              f"median of {args.runs} runs (fetchmail: {args.fetchmail_runs}), "
+              f"re-seeded before each\n")
+        print("| tool | median wall time | vs. python imaplib |")
+        print("| --- | --- | --- |")
+        for name in tools:
+            if not times[name]:
+                continue
+            median = statistics.median(times[name])
+            print(f"| {name} | {median:.3f} s | {median / baseline:.2f}x |")
+        floor = dovecot.floor(args.mails, args.octets)
+        print(f"\nDovecot's own time for the same commands (one client, phases timed apart): "
+              f"{floor:.3f} s ({floor / baseline:.2f}x of python imaplib)")
+        print(f"\npeak RSS sweeping 100 mails of 1 MiB: {rss_kib / 1024:.1f} MiB (--raw), "
+              f"{rss_text_kib / 1024:.1f} MiB (text output)")
+    finally:
+        dovecot.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def dovecot_version():
+    out = subprocess.run(["dovecot", "--version"], capture_output=True, text=True)
+    return "Dovecot " + out.stdout.split()[0] if out.returncode == 0 else "Dovecot"
+
+
+if __name__ == "__main__":
+    main()
