@@ -196,7 +196,7 @@ fn run_session(store: &Store, input: &[&[u8]]) -> Vec<u8> {
                         return out;
                     }
                 }
-                Action::Close => return out,
+                Action::Close | Action::TooManyFailures => return out,
                 Action::Transfer(mut transfer) => {
                     let mut writer = BodyWriter::new(transfer.extent);
                     let mut file = Vec::new();

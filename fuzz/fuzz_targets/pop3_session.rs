@@ -163,7 +163,7 @@ fuzz_target!(|data: &[u8]| {
             match action {
                 Action::Continue | Action::StartTls => {}
                 Action::Pause { then_close, .. } => stop = then_close,
-                Action::Close => stop = true,
+                Action::Close | Action::TooManyFailures => stop = true,
                 Action::Transfer(mut transfer) => {
                     let mut writer = BodyWriter::new(transfer.extent);
                     loop {
