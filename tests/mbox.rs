@@ -87,7 +87,7 @@ fn add_user_prompts_twice_without_echo_on_a_terminal() {
     let binary = assert_cmd::cargo::cargo_bin("mailtool");
     // A real pseudo-terminal, driven by Python's pty module, answers the two prompts.
     let script = r#"
-import os, pty, sys
+import os, pty, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], [sys.argv[1], "--store", sys.argv[2], "mbox", "add-user", "asterix"])
@@ -99,9 +99,19 @@ def until(word):
         if not chunk:
             raise SystemExit("EOF before " + word.decode())
         seen += chunk
+def echo_off():
+    # The prompt is printed before echo is turned off; typing in between would echo, as it
+    # would for a person typing that fast. Wait until the terminal no longer echoes.
+    deadline = time.monotonic() + 10
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        if time.monotonic() > deadline:
+            raise SystemExit("echo never turned off")
+        time.sleep(0.005)
 until(b"New password")
+echo_off()
 os.write(fd, b"secret potion\n")
 until(b"Retype")
+echo_off()
 os.write(fd, b"secret potion\n")
 try:
     while True:

@@ -161,10 +161,13 @@ impl fmt::Display for CommandError {
             CommandError::TooManyArguments(usage) => {
                 write!(f, "too many arguments (usage: {usage})")
             }
-            CommandError::BadNumber(usage) => write!(
+            CommandError::BadNumber(usage) if usage.starts_with("TOP") => write!(
                 f,
                 "message numbers are 1 to 4294967295 and line counts 0 or more (usage: {usage})"
             ),
+            CommandError::BadNumber(usage) => {
+                write!(f, "message numbers are 1 to 4294967295 (usage: {usage})")
+            }
         }
     }
 }

@@ -149,6 +149,19 @@ fn open_nofollow(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Refuse a folder that is a symbolic link (or not a directory): following it would serve or
+/// write files outside the store.
+fn check_real_dir(dir: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(dir).map_err(|e| StoreError::io("open", dir, e))?;
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(StoreError::UnsafeMailbox {
+            path: dir.to_owned(),
+        })
+    }
+}
+
 impl Maildir {
     /// An existing Maildir. Refuses a symbolic link or anything but a directory, so a mailbox
     /// can never point outside the store.
@@ -183,7 +196,7 @@ impl Maildir {
             let dir = self.root.join(sub);
             match DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => check_real_dir(&dir)?,
                 Err(e) => return Err(StoreError::io("create", dir, e)),
             }
         }
@@ -205,6 +218,7 @@ impl Maildir {
         let mut entries = Vec::new();
         for folder in [Folder::New, Folder::Cur] {
             let dir = self.root.join(folder.dir_name());
+            check_real_dir(&dir)?;
             let read = fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
             for item in read {
                 let item = item.map_err(|e| StoreError::io("list", &dir, e))?;
@@ -584,5 +598,26 @@ mod tests {
         assert!(real.list().unwrap().is_empty());
         let sneaky = entry(Folder::New, "1.x");
         assert!(real.open_message(&sneaky).is_err());
+
+        // A folder inside the Maildir that links outside it is refused too, for reading and
+        // for delivery.
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("2.x"), "x").unwrap();
+        for sub in ["cur", "tmp"] {
+            let maildir = Maildir::create(&dir.path().join(sub)).unwrap();
+            fs::remove_dir(dir.path().join(sub).join(sub)).unwrap();
+            std::os::unix::fs::symlink(&outside, dir.path().join(sub).join(sub)).unwrap();
+            assert!(matches!(
+                maildir.ensure_folders(),
+                Err(StoreError::UnsafeMailbox { .. })
+            ));
+            assert!(maildir.deliver().is_err());
+        }
+        let linked_cur = Maildir::open(&dir.path().join("cur")).unwrap();
+        assert!(matches!(
+            linked_cur.list(),
+            Err(StoreError::UnsafeMailbox { .. })
+        ));
     }
 }
