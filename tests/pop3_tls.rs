@@ -879,3 +879,45 @@ fn stls_and_pop3s_behave_like_dovecot() {
         String::from_utf8_lossy(&theirs_body)
     );
 }
+
+#[test]
+fn a_large_message_arrives_whole_over_both_kinds_of_tls() {
+    if !have("curl") {
+        return;
+    }
+    let setup = TlsSetup::start(&["--tls-port", "0"]);
+    // About 1.2 MiB, many times the server's 64 KiB write batches, with lines to dot-stuff.
+    let mut mail = b"Subject: large\n\n".to_vec();
+    for i in 0..16_000 {
+        mail.extend_from_slice(format!(".line {i} {}\n", "x".repeat(64)).as_bytes());
+    }
+    let file = setup.store.scratch().join("large.eml");
+    std::fs::write(&file, &mail).unwrap();
+    setup
+        .store
+        .mailtool()
+        .args(["mbox", "deliver", "obelix"])
+        .arg(&file)
+        .assert()
+        .success();
+    let expected: Vec<u8> = String::from_utf8(mail)
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes();
+    let cert = setup.cert.to_str().unwrap();
+    for url in [
+        format!("pop3s://obelix:menhir@127.0.0.1:{}/5", setup.tls_port()),
+        format!("pop3://obelix:menhir@127.0.0.1:{}/5", setup.port()),
+    ] {
+        let output = Command::new("curl")
+            .args(["-sS", "--ssl-reqd", "--cacert", cert, &url])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.stdout == expected, "{url}: the body differs");
+    }
+}
