@@ -1,4 +1,4 @@
-//! The POP3 server (RFC 1939, 2449, 3206, 5034).
+//! The POP3 server (RFC 1939, 2449, 2595, 3206, 5034), plain and over TLS.
 //!
 //! - [`protocol`]: the wire format without I/O: a bounded, resumable command line reader,
 //!   the command parser, and the streaming CRLF/dot-stuffing writer that also sizes messages.

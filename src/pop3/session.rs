@@ -1,6 +1,7 @@
 //! One POP3 session as a state machine without I/O: command lines in, responses and actions
 //! out (RFC 1939 states, RFC 2449 CAPA and response codes, RFC 3206 `[AUTH]`/`[SYS/*]`,
-//! RFC 5034 AUTH PLAIN).
+//! RFC 5034 AUTH PLAIN, RFC 2595 STLS: what CAPA offers and which logins are allowed depend
+//! on whether the connection is encrypted yet).
 //!
 //! The session reads and changes the store directly (listing, flagging and removing are
 //! small synchronous file operations), but it never touches a socket or a clock: the server
