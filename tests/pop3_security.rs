@@ -342,7 +342,6 @@ fn passwords_never_reach_the_log_or_the_trace() {
 }
 
 #[test]
-#[ignore = "bug: Session::trace_view shows malformed PASS lines (' PASS secret', 'PASS<TAB>secret') unmasked in --trace"]
 fn malformed_pass_lines_are_masked_in_the_trace_too() {
     let store = TempStore::demo();
     let mut server = ServePop::start(&store.path(), &["--trace"]);

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -205,9 +206,20 @@ fn bind(address: SocketAddr, option: &str) -> Result<std::net::TcpListener> {
         };
         anyhow::anyhow!("cannot listen on {address}: {e}{hint}")
     })?;
+    // std listens with a queue of 128: a burst of more clients than that (the 1,000-client
+    // soak benchmark connects them at once) would leave some accepted by the kernel but never
+    // greeted. Listening again on a listening socket only changes its queue length.
+    // SAFETY: the descriptor is a valid socket owned by `listener` for the whole call.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_QUEUE) } != 0 {
+        return Err(anyhow::Error::new(io::Error::last_os_error())
+            .context(format!("cannot listen on {address}")));
+    }
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
+
+/// The accept queue length asked of the kernel (capped by `net.core.somaxconn`).
+const LISTEN_QUEUE: libc::c_int = 1024;
 
 /// Resolves on the first SIGINT or SIGTERM.
 fn shutdown_signal() -> io::Result<impl std::future::Future<Output = ()>> {

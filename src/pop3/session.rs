@@ -286,14 +286,27 @@ impl Session {
         ) {
             return "***".into();
         }
-        let text = escape_controls(&String::from_utf8_lossy(line));
-        let words: Vec<&str> = text.splitn(3, ' ').collect();
-        match words[0].to_ascii_uppercase().as_str() {
-            "PASS" if words.len() > 1 => format!("{} ***", words[0]),
-            "APOP" if words.len() > 2 => format!("{} {} ***", words[0], words[1]),
-            "AUTH" if words.len() > 2 => format!("{} {} ***", words[0], words[1]),
-            _ => text,
-        }
+        // Split the raw line on any whitespace, so that a malformed line such as
+        // " PASS secret" or "PASS\tsecret" is masked as well as a well-formed one.
+        let raw = String::from_utf8_lossy(line);
+        let is_space = |c: char| c.is_ascii_whitespace();
+        let mut words = raw.trim_start_matches(is_space).splitn(2, is_space);
+        let keyword = words.next().unwrap_or_default();
+        let rest = words
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches(is_space);
+        let masked = match keyword.to_ascii_uppercase().as_str() {
+            "PASS" if !rest.is_empty() => format!("{keyword} ***"),
+            "APOP" | "AUTH" => match rest.split_once(is_space) {
+                Some((first, secret)) if !secret.trim_matches(is_space).is_empty() => {
+                    format!("{keyword} {first} ***")
+                }
+                _ => return escape_controls(&raw),
+            },
+            _ => return escape_controls(&raw),
+        };
+        escape_controls(&masked)
     }
 
     /// Answer a command line that was longer than the protocol allows.
