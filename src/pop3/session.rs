@@ -823,7 +823,13 @@ impl Session {
         } else {
             err(
                 out,
-                Some("SYS/TEMP"),
+                // Permanent only when every failure is (a read-only store, permissions):
+                // then retrying will not help.
+                Some(if failures.iter().all(|e| !e.is_temporary()) {
+                    "SYS/PERM"
+                } else {
+                    "SYS/TEMP"
+                }),
                 &format!(
                     "could not remove {} of {deleted} deleted messages ({left} messages left)",
                     deleted - removed
