@@ -719,7 +719,7 @@ impl Session {
     }
 
     /// Lock and list the maildrop; `None` when another session holds it.
-    fn open_mailbox(&self, user: &UserName) -> Result<Option<Mailbox>, StoreError> {
+    fn open_mailbox(&mut self, user: &UserName) -> Result<Option<Mailbox>, StoreError> {
         let maildir = self.store.mailbox(user)?;
         let Some(lock) = maildir.try_lock()? else {
             return Ok(None);
@@ -728,12 +728,23 @@ impl Session {
         for entry in maildir.list()? {
             let size = match entry.crlf_size_field() {
                 Some(size) => size,
-                None => match maildir.open_message(&entry) {
-                    Ok((file, _)) => transfer_size(file)
-                        .map_err(|e| StoreError::io("read", maildir.entry_path(&entry), e))?,
+                None => match maildir.open_message(&entry).and_then(|(file, _)| {
+                    transfer_size(file)
+                        .map_err(|e| StoreError::io("read", maildir.entry_path(&entry), e))
+                }) {
+                    Ok(size) => size,
                     // Removed by another program since the listing: not part of this session.
                     Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => continue,
-                    Err(e) => return Err(e),
+                    // A message that cannot be sized cannot be listed truthfully. Leave it out
+                    // of this session (untouched, and logged) rather than lock the user out
+                    // of every other message.
+                    Err(e) => {
+                        self.events.push(Event::StoreError {
+                            user: Some(user.to_string()),
+                            error: e.to_string(),
+                        });
+                        continue;
+                    }
                 },
             };
             messages.push(Message {
