@@ -12,7 +12,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use mailparse::MailHeaderMap;
 use serde::Serialize;
 
-use crate::inspect::{Address, ParsedMessage, PartSummary};
+use crate::inspect::{join_addresses, ParsedMessage, PartSummary};
 use crate::mboxrd::MboxWriter;
 
 /// An attachment, listed by name and decoded size.
@@ -81,8 +81,8 @@ impl MailRecord {
         MailRecord {
             uid,
             message_id: summary.message_id,
-            from: addresses(&summary.from),
-            to: addresses(&summary.to),
+            from: join_addresses(&summary.from),
+            to: join_addresses(&summary.to),
             date: summary.date,
             subject: summary.subject.unwrap_or_default(),
             text,
@@ -91,17 +91,6 @@ impl MailRecord {
             size: source.len(),
         }
     }
-}
-
-/// `Name <address>, ...` as a person writes it.
-fn addresses(list: &[Address]) -> String {
-    list.iter()
-        .map(|a| match &a.name {
-            Some(name) => format!("{name} <{}>", a.address),
-            None => a.address.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The message body as sent: what follows its header block.

@@ -28,7 +28,9 @@ use crate::output::{Format, Printer, Progress};
 use crate::store::{Maildir, MessageEntry, Store, StoreError, UserName};
 
 pub use extract::{safe_file_name, Extracted, Extractor};
-pub use parse::{summarize, Address, HeaderField, MessageSummary, ParsedMessage, PartSummary};
+pub use parse::{
+    join_addresses, summarize, Address, HeaderField, MessageSummary, ParsedMessage, PartSummary,
+};
 
 /// Most threads a mailbox is parsed on.
 const MAX_WORKERS: usize = 8;

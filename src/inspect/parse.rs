@@ -48,6 +48,24 @@ pub struct Address {
     pub address: String,
 }
 
+impl std::fmt::Display for Address {
+    /// `Name <address>`, or the bare address when there is no name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name} <{}>", self.address),
+            None => f.write_str(&self.address),
+        }
+    }
+}
+
+/// A list of addresses as a person writes it: `Name <address>, other@example.org`.
+pub fn join_addresses(list: &[Address]) -> String {
+    list.iter()
+        .map(Address::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One MIME entity of the message, as listed in the tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartSummary {

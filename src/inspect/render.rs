@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Display, Formatter, Write};
 
-use super::parse::{Address, PartSummary};
+use super::parse::{join_addresses, Address, PartSummary};
 use super::{Inspected, View};
 
 impl Display for Inspected {
@@ -135,13 +135,7 @@ fn addresses(list: &[Address]) -> String {
     if list.is_empty() {
         return "(none)".into();
     }
-    list.iter()
-        .map(|a| match &a.name {
-            Some(name) => format!("{name} <{}>", a.address),
-            None => a.address.clone(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    join_addresses(list)
 }
 
 fn tree_line(f: &mut Formatter<'_>, part: &PartSummary) -> fmt::Result {
