@@ -63,8 +63,6 @@ struct TlsSetup {
     store: TempStore,
     cert: PathBuf,
     server: PopServer,
-    /// The implicit-TLS address from the second stdout line, if asked for.
-    tls_addr: Option<SocketAddr>,
 }
 
 impl TlsSetup {
@@ -79,22 +77,11 @@ impl TlsSetup {
         ];
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut server = PopServer::start(&store.path(), &args);
-        let tls_addr = extra.contains(&"--tls-port").then(|| {
-            let mut line = String::new();
-            server.stdout.read_line(&mut line).unwrap();
-            line.trim()
-                .strip_prefix("listening on ")
-                .and_then(|rest| rest.strip_suffix(" (tls)"))
-                .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
-                .parse()
-                .unwrap()
-        });
+        let server = PopServer::start(&store.path(), &args);
         TlsSetup {
             store,
             cert,
             server,
-            tls_addr,
         }
     }
 
@@ -103,15 +90,16 @@ impl TlsSetup {
     }
 
     fn tls_port(&self) -> u16 {
-        self.tls_addr.expect("started with --tls-port").port()
+        self.server
+            .tls_addr()
+            .expect("started with --tls-port")
+            .port()
     }
 
     /// The server's log after SIGTERM (which must end it cleanly).
     fn stop_and_log(mut self) -> String {
         assert!(self.server.signal_and_wait(libc::SIGTERM).success());
-        let mut log = String::new();
-        self.server.take_stderr().read_to_string(&mut log).unwrap();
-        log
+        self.server.stderr()
     }
 
     fn connector(&self) -> native_tls::TlsConnector {
@@ -169,7 +157,7 @@ fn stls(
     before_handshake: &[u8],
     replies: usize,
 ) -> (Vec<String>, BufReader<native_tls::TlsStream<TcpStream>>) {
-    let stream = TcpStream::connect(setup.server.addr).unwrap();
+    let stream = TcpStream::connect(setup.server.addr()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
@@ -199,7 +187,7 @@ fn stls_with_openssl_s_client_verifies_and_serves() {
         let mut command = Command::new("openssl");
         command
             .args(["s_client", "-starttls", "pop3", "-connect"])
-            .arg(setup.server.addr.to_string())
+            .arg(setup.server.addr().to_string())
             .args(["-verify_return_error", "-quiet"]);
         // Without -CAfile only the system roots are trusted, which do not know ours.
         if trust {
@@ -421,27 +409,26 @@ fn plaintext_sent_after_stls_is_discarded_not_answered() {
 fn require_tls_refuses_logins_until_stls_and_hides_them_from_capa() {
     let setup = TlsSetup::start(&["--require-tls", "--tls-port", "0"]);
     let mut plain = setup.server.connect();
-    plain.send_raw(b"CAPA\r\n");
-    assert_eq!(plain.line(), "+OK capability list follows\r\n");
-    let before = read_capa_lines(&mut plain.reader);
+    let (status, before) = plain.multiline("CAPA");
+    assert_eq!(status, "+OK capability list follows\r\n");
     assert!(before.contains(&"STLS".to_owned()), "{before:?}");
     assert!(
         !before.iter().any(|l| l == "USER" || l.starts_with("SASL")),
         "{before:?}"
     );
     let refused = "-ERR [SYS/PERM] TLS required: use STLS first\r\n";
-    assert_eq!(plain.cmd("USER asterix"), refused);
-    assert_eq!(plain.cmd("PASS potion"), refused);
-    assert_eq!(plain.cmd("AUTH PLAIN AGFzdGVyaXgAcG90aW9u"), refused);
+    assert_eq!(plain.command("USER asterix"), refused);
+    assert_eq!(plain.command("PASS potion"), refused);
+    assert_eq!(plain.command("AUTH PLAIN AGFzdGVyaXgAcG90aW9u"), refused);
     assert_eq!(
-        plain.cmd("APOP asterix 0123456789abcdef0123456789abcdef"),
+        plain.command("APOP asterix 0123456789abcdef0123456789abcdef"),
         refused
     );
     assert_eq!(
-        plain.cmd("STAT"),
+        plain.command("STAT"),
         "-ERR log in first (USER and PASS, APOP or AUTH)\r\n"
     );
-    assert!(plain.cmd("QUIT").starts_with("+OK"));
+    assert!(plain.command("QUIT").starts_with("+OK"));
 
     let (_, mut tls) = stls(&setup, b"STLS\r\n", 1);
     let after = capa(&mut tls);
@@ -455,7 +442,7 @@ fn require_tls_refuses_logins_until_stls_and_hides_them_from_capa() {
     assert!(cmd(&mut tls, "QUIT").starts_with("+OK"));
 
     // The implicit-TLS port starts encrypted: logins right away, no STLS offered.
-    let stream = TcpStream::connect(setup.tls_addr.unwrap()).unwrap();
+    let stream = TcpStream::connect(setup.server.tls_addr().unwrap()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
@@ -498,7 +485,7 @@ except poplib.error_proto as error:
 fn a_failed_handshake_closes_only_that_connection() {
     let setup = TlsSetup::start(&["--tls-port", "0", "--log-format", "json"]);
     // Plain text on the TLS port.
-    let mut garbage = TcpStream::connect(setup.tls_addr.unwrap()).unwrap();
+    let mut garbage = TcpStream::connect(setup.server.tls_addr().unwrap()).unwrap();
     garbage
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
@@ -508,10 +495,10 @@ fn a_failed_handshake_closes_only_that_connection() {
     assert!(!rest.starts_with(b"+OK"), "{rest:?}");
     // STLS, then plain text instead of a ClientHello.
     let mut client = setup.server.connect();
-    assert_eq!(client.cmd("STLS"), "+OK Begin TLS negotiation\r\n");
+    assert_eq!(client.command("STLS"), "+OK Begin TLS negotiation\r\n");
     client.send_raw(b"CAPA\r\n");
     let mut rest = Vec::new();
-    let _ = client.reader.read_to_end(&mut rest);
+    let _ = client.read_to_end(&mut rest);
     assert!(!rest.windows(3).any(|w| w == b"+OK"), "{rest:?}");
     // An open plain session is untouched, and both ports still serve.
     let mut other = setup.server.connect();
@@ -521,10 +508,10 @@ fn a_failed_handshake_closes_only_that_connection() {
     let (_, mut tls) = stls(&setup, b"STLS\r\n", 1);
     assert!(cmd(&mut tls, "USER asterix").starts_with("+OK"));
     assert!(cmd(&mut tls, "PASS potion").starts_with("+OK asterix has 8"));
-    let stream = TcpStream::connect(setup.tls_addr.unwrap()).unwrap();
+    let stream = TcpStream::connect(setup.server.tls_addr().unwrap()).unwrap();
     let mut implicit = BufReader::new(setup.connector().connect("localhost", stream).unwrap());
     assert!(line(&mut implicit).starts_with("+OK mailtool POP3 server ready"));
-    assert_eq!(other.cmd("STAT"), "+OK 4 3205\r\n");
+    assert_eq!(other.command("STAT"), "+OK 4 3205\r\n");
     drop((other, tls, implicit));
 
     let log = setup.stop_and_log();
@@ -680,10 +667,9 @@ fn bad_certificate_or_key_files_stop_the_server_with_one_line() {
         ],
     );
     let mut client = server.connect();
-    assert_eq!(client.cmd("STLS"), "+OK Begin TLS negotiation\r\n");
-    assert!(client.reader.buffer().is_empty());
+    assert_eq!(client.command("STLS"), "+OK Begin TLS negotiation\r\n");
     let tls = connector_trusting(&cert)
-        .connect("localhost", client.reader.into_inner())
+        .connect("localhost", client.into_stream())
         .expect("handshake with the converted key");
     let mut tls = BufReader::new(tls);
     assert_eq!(cmd(&mut tls, "USER asterix"), "+OK send PASS\r\n");
@@ -846,8 +832,11 @@ fn stls_and_pop3s_behave_like_dovecot() {
     let (theirs_seen, theirs_body) = stls_dialogue(dovecot_plain, dovecot_tls, &cert);
 
     let ours = TlsSetup::start(&["--tls-port", "0"]);
-    let (ours_seen, ours_body) =
-        stls_dialogue(ours.server.addr, ours.tls_addr.unwrap(), &ours.cert);
+    let (ours_seen, ours_body) = stls_dialogue(
+        ours.server.addr(),
+        ours.server.tls_addr().unwrap(),
+        &ours.cert,
+    );
     assert_eq!(ours_seen, theirs_seen, "{}", dovecot.log());
     // Plaintext after STLS: serve-pop drops it and goes on (tested above); Dovecot feeds it
     // to the handshake, which fails and closes. Neither answers it.
