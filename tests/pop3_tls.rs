@@ -11,52 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use support::have;
 use support::pop3::PopServer;
+use support::tls::self_signed;
 use support::TempStore;
-
-/// A self-signed certificate for localhost and 127.0.0.1: (cert.pem, key.pem, PKCS#8).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-days",
-            "2",
-        ])
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(status.success());
-    (cert, key)
-}
-
-/// Whether `tool` runs; under CI a missing tool fails the test instead of skipping it.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg(if tool == "openssl" {
-            "version"
-        } else {
-            "--version"
-        })
-        .output()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is required under CI"
-        );
-        eprintln!("{tool} is missing: skipped");
-    }
-    found
-}
 
 /// A `serve-pop` with the certificate, plain port and (with `--tls-port 0`) the TLS port.
 struct TlsSetup {

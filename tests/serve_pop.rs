@@ -561,12 +561,7 @@ fn binding_port_110_without_privilege_suggests_port_1100() {
 
 #[test]
 fn curl_retrieves_lists_and_runs_top() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "curl is required under CI"
-        );
-        eprintln!("curl is missing: skipped");
+    if !support::have("curl") {
         return;
     }
     let store = TempStore::demo();

@@ -9,12 +9,33 @@
 pub mod dovecot;
 pub mod imap;
 pub mod pop3;
+pub mod tls;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use tempfile::TempDir;
+
+/// Whether `tool` runs; under CI a missing tool fails the test instead of skipping it.
+pub fn have(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg(if tool == "openssl" {
+            "version"
+        } else {
+            "--version"
+        })
+        .output()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is required under CI"
+        );
+        eprintln!("{tool} is missing: skipped");
+    }
+    found
+}
 
 /// The repository's `testdata/` directory.
 pub fn testdata() -> PathBuf {
