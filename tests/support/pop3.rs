@@ -209,15 +209,15 @@ impl Drop for PopServer {
     }
 }
 
-/// One POP3 connection over plain TCP.
-pub struct PopClient {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-    /// The greeting line, with its CRLF.
+/// One POP3 connection: over plain TCP, or over any other stream (TLS after STLS or on the
+/// implicit-TLS port) through [`PopClient::over`].
+pub struct PopClient<S: Read + Write = TcpStream> {
+    stream: BufReader<S>,
+    /// The greeting line, with its CRLF (empty when the client was made without reading it).
     pub greeting: String,
 }
 
-impl PopClient {
+impl PopClient<TcpStream> {
     /// Connect and read the greeting (which must be `+OK`).
     pub fn connect(addr: SocketAddr) -> PopClient {
         let stream = TcpStream::connect(addr).expect("connect to the POP3 server");
@@ -231,13 +231,55 @@ impl PopClient {
         client
     }
 
-    /// Wrap a connected stream without reading anything.
+    /// Wrap a connected stream without reading anything; reads time out after
+    /// [`REPLY_TIMEOUT`].
     pub fn from_stream(stream: TcpStream) -> PopClient {
         stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
         stream.set_nodelay(true).unwrap();
+        PopClient::over(stream)
+    }
+
+    /// A second handle on the socket, for writing from another thread.
+    pub fn try_clone_stream(&self) -> TcpStream {
+        self.stream.get_ref().try_clone().unwrap()
+    }
+
+    /// The plain socket, to start TLS on after STLS; nothing may be buffered unread (a
+    /// server that answered in the clear after STLS fails here).
+    pub fn into_stream(self) -> TcpStream {
+        assert!(
+            self.stream.buffer().is_empty(),
+            "the server sent more in the clear: {:?}",
+            String::from_utf8_lossy(self.stream.buffer())
+        );
+        self.stream.into_inner()
+    }
+
+    /// Whether the server has closed the connection (reads EOF or a reset within `wait`).
+    pub fn is_closed(&mut self, wait: Duration) -> bool {
+        self.stream.get_ref().set_read_timeout(Some(wait)).unwrap();
+        let mut byte = [0u8; 1];
+        let closed = match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+            ),
+        };
+        self.stream
+            .get_ref()
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .unwrap();
+        closed
+    }
+}
+
+impl<S: Read + Write> PopClient<S> {
+    /// Wrap any connected stream without reading anything (set its read timeout first).
+    pub fn over(stream: S) -> PopClient<S> {
         PopClient {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
+            stream: BufReader::new(stream),
             greeting: String::new(),
         }
     }
@@ -251,29 +293,16 @@ impl PopClient {
 
     /// Write bytes exactly as given.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write to server");
-    }
-
-    /// A second handle on the socket, for writing from another thread.
-    pub fn try_clone_stream(&self) -> TcpStream {
-        self.writer.try_clone().unwrap()
-    }
-
-    /// The plain socket, to start TLS on after STLS; nothing may be buffered unread.
-    pub fn into_stream(self) -> TcpStream {
-        assert!(
-            self.reader.buffer().is_empty(),
-            "the server sent more in the clear: {:?}",
-            String::from_utf8_lossy(self.reader.buffer())
-        );
-        self.reader.into_inner()
+        let stream = self.stream.get_mut();
+        stream.write_all(bytes).expect("write to server");
+        stream.flush().expect("flush to server");
     }
 
     /// One raw line, which must end in CRLF; panics at EOF.
     fn read_line_bytes(&mut self) -> Vec<u8> {
         let mut line = Vec::new();
         let n = self
-            .reader
+            .stream
             .read_until(b'\n', &mut line)
             .expect("read from server");
         assert!(n > 0, "the server closed the connection");
@@ -370,6 +399,13 @@ impl PopClient {
         (count, octets)
     }
 
+    /// CAPA (which must be `+OK capability list follows`) as its capability lines.
+    pub fn capa(&mut self) -> Vec<String> {
+        let (status, lines) = self.multiline("CAPA");
+        assert_eq!(status, "+OK capability list follows\r\n");
+        lines
+    }
+
     /// UIDL as (number, unique id) pairs.
     pub fn uidl(&mut self) -> Vec<(usize, String)> {
         let (status, lines) = self.multiline("UIDL");
@@ -389,22 +425,6 @@ impl PopClient {
     /// # Errors
     /// A reset connection, or no EOF within [`REPLY_TIMEOUT`].
     pub fn read_to_end(&mut self, rest: &mut Vec<u8>) -> io::Result<usize> {
-        self.reader.read_to_end(rest)
-    }
-
-    /// Whether the server has closed the connection (reads EOF or a reset within `wait`).
-    pub fn is_closed(&mut self, wait: Duration) -> bool {
-        self.writer.set_read_timeout(Some(wait)).unwrap();
-        let mut byte = [0u8; 1];
-        let closed = match self.reader.read(&mut byte) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => matches!(
-                e.kind(),
-                io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-            ),
-        };
-        self.writer.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
-        closed
+        self.stream.read_to_end(rest)
     }
 }
