@@ -249,20 +249,10 @@ resp, lines, octets = implicit.retr(2)
 print("same over POP3S", b"\r\n".join(lines) == encrypted)
 implicit.quit()
 "#;
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&setup.cert)
-        .arg(setup.port().to_string())
-        .arg(setup.tls_port().to_string())
-        .output()
-        .expect("python3 is on PATH");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let cert = setup.cert.to_str().unwrap();
+    let (port, tls_port) = (setup.port().to_string(), setup.tls_port().to_string());
+    let stdout = support::python(script, [cert, &port, &tls_port]);
+    let stdout = String::from_utf8_lossy(&stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,

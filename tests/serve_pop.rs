@@ -641,18 +641,8 @@ print("top", top[-1] == b"", len(top))
 box.dele(4)
 print(box.quit().decode())
 "#;
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(server.port().to_string())
-        .output()
-        .expect("python3 is on PATH");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = support::python(script, [server.port().to_string()]);
+    let stdout = String::from_utf8_lossy(&stdout);
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("stat 4 3205"));
     for number in 1..=4 {

@@ -37,6 +37,28 @@ pub fn have(tool: &str) -> bool {
     found
 }
 
+/// Run `python3 -c SCRIPT ARGS...` (an independent peer: poplib, imaplib, email) and return
+/// its stdout; panics, showing stdout and stderr, unless it exits 0.
+pub fn python<I, A>(script: &str, args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 is on PATH");
+    assert!(
+        output.status.success(),
+        "python3 failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 /// The repository's `testdata/` directory.
 pub fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
