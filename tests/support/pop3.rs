@@ -1,5 +1,6 @@
 //! The real `mailtool serve-pop` binary on a free loopback port ([`PopServer`], killed when
-//! dropped), and a small blocking POP3 client ([`PopClient`]) to talk to it or to Dovecot.
+//! dropped), and a small blocking POP3 client ([`PopClient`]) to talk to it or to Dovecot, in
+//! the clear or over TLS.
 //!
 //! The server's readiness is the address it prints, not polling; its stderr is drained by a
 //! thread the whole time, so a chatty `--trace` can never block it on a full pipe. The client
