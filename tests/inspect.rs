@@ -8,7 +8,6 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
 
 use mailtool::inspect::{summarize, ParsedMessage};
 use predicates::prelude::*;
@@ -147,18 +146,8 @@ fn subjects_file_names_addresses_and_dates_match_python_email() {
     for user in ["asterix", "obelix"] {
         files.extend(store.messages(user).iter().map(|p| p.display().to_string()));
     }
-    let python = StdCommand::new("python3")
-        .arg("-c")
-        .arg(PYTHON_ORACLE)
-        .args(&files)
-        .output()
-        .expect("python3 is installed (the oracle)");
-    assert!(
-        python.status.success(),
-        "{}",
-        String::from_utf8_lossy(&python.stderr)
-    );
-    let oracle: Vec<Value> = serde_json::from_slice(&python.stdout).unwrap();
+    let oracle: Vec<Value> =
+        serde_json::from_slice(&support::python(PYTHON_ORACLE, &files)).unwrap();
     let args: Vec<&str> = files.iter().map(String::as_str).collect();
     let ours = inspect_json(&args);
     assert_eq!(oracle.len(), ours.len());

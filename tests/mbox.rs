@@ -125,14 +125,8 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
-    let output = std::process::Command::new("python3")
-        .args(["-c", script])
-        .arg(&binary)
-        .arg(store.path())
-        .output()
-        .expect("python3 runs");
-    let transcript = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{transcript}");
+    let transcript = support::python(script, [binary.as_os_str(), store.path().as_os_str()]);
+    let transcript = String::from_utf8_lossy(&transcript);
     assert!(
         !transcript.contains("secret potion"),
         "password echoed: {transcript}"

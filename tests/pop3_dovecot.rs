@@ -42,18 +42,18 @@ fn message_id(body: &[u8]) -> String {
 /// Log in and fetch everything, keyed by Message-ID.
 fn fetch_all(addr: SocketAddr, user: &str, password: &str) -> BTreeMap<String, Seen> {
     let mut client = PopClient::connect(addr);
-    assert!(client.cmd(&format!("USER {user}")).starts_with("+OK"));
-    let login = client.cmd(&format!("PASS {password}"));
+    assert!(client.command(&format!("USER {user}")).starts_with("+OK"));
+    let login = client.command(&format!("PASS {password}"));
     assert!(login.starts_with("+OK"), "{addr}: {login}");
-    assert!(client.cmd("LIST").starts_with("+OK"));
-    let listing = String::from_utf8(client.multiline()).unwrap();
+    assert!(client.command("LIST").starts_with("+OK"));
+    let listing = String::from_utf8(client.read_multiline_raw()).unwrap();
     let mut seen = BTreeMap::new();
     for line in listing.lines().take_while(|l| *l != ".") {
         let (number, size) = line.split_once(' ').unwrap();
         let mut fetch = |command: String| {
-            let reply = client.cmd(&command);
+            let reply = client.command(&command);
             assert!(reply.starts_with("+OK"), "{addr} {command}: {reply}");
-            client.multiline()
+            client.read_multiline_raw()
         };
         let retr = fetch(format!("RETR {number}"));
         let top0 = fetch(format!("TOP {number} 0"));
@@ -84,7 +84,7 @@ fn retr_top_and_sizes_match_dovecot_for_every_demo_message() {
     let mut compared = 0;
     let mut dovecot_listed_short = 0;
     for (user, password) in [("asterix", "potion"), ("obelix", "menhir")] {
-        let ours = fetch_all(server.addr, user, password);
+        let ours = fetch_all(server.addr(), user, password);
         let theirs = fetch_all(dovecot_addr, user, password);
         assert_eq!(
             ours.keys().collect::<Vec<_>>(),

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use mailtool::store::{Store, UserName};
-use support::pop3_client::ServePop;
+use support::pop3::PopServer;
 use support::{copy_tree, TempStore};
 
 /// A mailbox's messages by unique name (flags and size fields stripped), with their bytes.
@@ -83,7 +83,7 @@ fn deliver(store: &Path, user: &str, count: usize) {
 }
 
 /// UIDL's unique ids are the Maildir base names; map message numbers to unique names.
-fn numbered_uniques(client: &mut support::pop3_client::Pop3Client) -> BTreeMap<usize, String> {
+fn numbered_uniques(client: &mut support::pop3::PopClient) -> BTreeMap<usize, String> {
     client
         .uidl()
         .into_iter()
@@ -105,7 +105,7 @@ fn kill_9_during_update_loses_nothing_and_leaves_no_partial_file() {
         let round = TempStore::empty();
         copy_tree(&pristine.path(), &round.path());
         let maildir = maildir_of(&round.path());
-        let mut server = ServePop::start(&round.path(), &[]);
+        let mut server = PopServer::start(&round.path(), &[]);
         let mut client = server.connect();
         client.login("asterix", "potion");
         let numbered = numbered_uniques(&mut client);
@@ -118,7 +118,7 @@ fn kill_9_during_update_loses_nothing_and_leaves_no_partial_file() {
         }
         client.send_raw(pipeline.as_bytes());
         for n in 1..=1000 {
-            let reply = client.read_line().unwrap();
+            let reply = client.read_line();
             assert!(reply.starts_with("+OK"), "DELE {n}: {reply}");
         }
         client.send_raw(b"QUIT\r\n");
@@ -136,7 +136,7 @@ fn kill_9_during_update_loses_nothing_and_leaves_no_partial_file() {
         );
 
         // The crashed server's lock died with it: a new server serves exactly what is left.
-        let server = ServePop::start(&round.path(), &[]);
+        let server = PopServer::start(&round.path(), &[]);
         let mut client = server.connect();
         client.login("asterix", "potion");
         assert_eq!(client.stat().0, after.len());
@@ -149,7 +149,7 @@ fn mail_delivered_during_a_session_is_outside_its_snapshot() {
     let store = TempStore::demo();
     let maildir = store.path().join("asterix");
     let before = snapshot(&maildir);
-    let server = ServePop::start(&store.path(), &[]);
+    let server = PopServer::start(&store.path(), &[]);
     let mut client = server.connect();
     client.login("asterix", "potion");
     let stat = client.stat();
@@ -203,8 +203,8 @@ fn mail_delivered_during_a_session_is_outside_its_snapshot() {
 fn the_mailbox_lock_holds_across_two_servers() {
     let store = TempStore::demo();
     let before = snapshot(&store.path().join("asterix"));
-    let first = ServePop::start(&store.path(), &[]);
-    let second = ServePop::start(&store.path(), &[]);
+    let first = PopServer::start(&store.path(), &[]);
+    let second = PopServer::start(&store.path(), &[]);
 
     let mut holder = first.connect();
     holder.login("asterix", "potion");
@@ -234,7 +234,7 @@ fn sigterm_mid_transaction_commits_no_partial_update() {
     let store = TempStore::demo();
     let asterix_before = snapshot(&store.path().join("asterix"));
     let obelix_before = snapshot(&store.path().join("obelix"));
-    let mut server = ServePop::start(&store.path(), &[]);
+    let mut server = PopServer::start(&store.path(), &[]);
 
     let mut asterix = server.connect();
     asterix.login("asterix", "potion");
@@ -330,7 +330,7 @@ fn store_on_a_read_only_filesystem_answers_sys_errors_and_the_session_survives()
     let before = snapshot(&store.join("asterix"));
     Mount::run(&["-o", "remount,ro"], &root).expect("remount the tmpfs read-only");
 
-    let server = ServePop::start(&store, &[]);
+    let server = PopServer::start(&store, &[]);
     let mut client = server.connect();
     assert!(client.command("USER asterix").starts_with("+OK"));
     let reply = client.command("PASS potion");
@@ -361,7 +361,7 @@ fn read_only_message_folders_fail_the_update_with_sys_and_keep_every_message() {
         return;
     };
 
-    let server = ServePop::start(&store.path(), &[]);
+    let server = PopServer::start(&store.path(), &[]);
     let mut client = server.connect();
     client.login("asterix", "potion");
     // Reading works; only the Seen flag cannot be recorded.
@@ -411,7 +411,7 @@ fn unreadable_message_answers_sys_error_and_the_session_survives() {
             Ok(())
         });
     }
-    let server = ServePop::spawn(command, &[]);
+    let server = PopServer::spawn(command, &[]);
     let mut client = server.connect();
     client.login("asterix", "potion");
     let reply = client.command("RETR 2");

@@ -11,60 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::pop3::PopServer;
+use support::have;
+use support::pop3::{PopClient, PopServer};
+use support::tls::self_signed;
 use support::TempStore;
 
-/// A self-signed certificate for localhost and 127.0.0.1: (cert.pem, key.pem, PKCS#8).
-fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-days",
-            "2",
-        ])
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed (.ci/run installs it)");
-    assert!(status.success());
-    (cert, key)
-}
-
-/// Whether `tool` runs; under CI a missing tool fails the test instead of skipping it.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg(if tool == "openssl" {
-            "version"
-        } else {
-            "--version"
-        })
-        .output()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is required under CI"
-        );
-        eprintln!("{tool} is missing: skipped");
-    }
-    found
-}
+/// A POP3 session over TLS.
+type TlsClient = PopClient<native_tls::TlsStream<TcpStream>>;
 
 /// A `serve-pop` with the certificate, plain port and (with `--tls-port 0`) the TLS port.
 struct TlsSetup {
     store: TempStore,
     cert: PathBuf,
     server: PopServer,
-    /// The implicit-TLS address from the second stdout line, if asked for.
-    tls_addr: Option<SocketAddr>,
 }
 
 impl TlsSetup {
@@ -79,22 +38,11 @@ impl TlsSetup {
         ];
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut server = PopServer::start(&store.path(), &args);
-        let tls_addr = extra.contains(&"--tls-port").then(|| {
-            let mut line = String::new();
-            server.stdout.read_line(&mut line).unwrap();
-            line.trim()
-                .strip_prefix("listening on ")
-                .and_then(|rest| rest.strip_suffix(" (tls)"))
-                .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
-                .parse()
-                .unwrap()
-        });
+        let server = PopServer::start(&store.path(), &args);
         TlsSetup {
             store,
             cert,
             server,
-            tls_addr,
         }
     }
 
@@ -103,15 +51,16 @@ impl TlsSetup {
     }
 
     fn tls_port(&self) -> u16 {
-        self.tls_addr.expect("started with --tls-port").port()
+        self.server
+            .tls_addr()
+            .expect("started with --tls-port")
+            .port()
     }
 
     /// The server's log after SIGTERM (which must end it cleanly).
     fn stop_and_log(mut self) -> String {
         assert!(self.server.signal_and_wait(libc::SIGTERM).success());
-        let mut log = String::new();
-        self.server.take_stderr().read_to_string(&mut log).unwrap();
-        log
+        self.server.stderr()
     }
 
     fn connector(&self) -> native_tls::TlsConnector {
@@ -128,65 +77,21 @@ fn connector_trusting(cert: &Path) -> native_tls::TlsConnector {
         .unwrap()
 }
 
-/// One CRLF-terminated line from `reader`.
-fn line(reader: &mut impl BufRead) -> String {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    line
-}
-
-/// Send a command and read the one-line reply.
-fn cmd<S: Read + Write>(reader: &mut BufReader<S>, command: &str) -> String {
-    reader
-        .get_mut()
-        .write_all(format!("{command}\r\n").as_bytes())
-        .unwrap();
-    line(reader)
-}
-
-/// The lines of a CAPA response after its +OK line, terminator excluded.
-fn capa<S: Read + Write>(reader: &mut BufReader<S>) -> Vec<String> {
-    assert_eq!(cmd(reader, "CAPA"), "+OK capability list follows\r\n");
-    read_capa_lines(reader)
-}
-
-fn read_capa_lines(reader: &mut impl BufRead) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let next = line(reader);
-        assert!(!next.is_empty(), "connection closed inside CAPA");
-        if next == ".\r\n" {
-            return lines;
-        }
-        lines.push(next.trim_end().to_owned());
-    }
-}
-
 /// Connect to the plain port, read the greeting, send `before_handshake` in one write, read
 /// `replies` lines, then do the TLS handshake; returns the replies and the encrypted stream.
-fn stls(
-    setup: &TlsSetup,
-    before_handshake: &[u8],
-    replies: usize,
-) -> (Vec<String>, BufReader<native_tls::TlsStream<TcpStream>>) {
-    let stream = TcpStream::connect(setup.server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut plain = BufReader::new(stream);
-    assert!(line(&mut plain).starts_with("+OK mailtool POP3 server ready <"));
-    plain.get_mut().write_all(before_handshake).unwrap();
-    let got: Vec<String> = (0..replies).map(|_| line(&mut plain)).collect();
-    assert!(
-        plain.buffer().is_empty(),
-        "the server sent more in the clear after STLS: {:?}",
-        String::from_utf8_lossy(plain.buffer())
-    );
+fn stls(setup: &TlsSetup, before_handshake: &[u8], replies: usize) -> (Vec<String>, TlsClient) {
+    let mut plain = setup.server.connect();
+    assert!(plain
+        .greeting
+        .starts_with("+OK mailtool POP3 server ready <"));
+    plain.send_raw(before_handshake);
+    let got: Vec<String> = (0..replies).map(|_| plain.read_line()).collect();
+    // into_stream fails if the server sent more in the clear after STLS.
     let tls = setup
         .connector()
-        .connect("localhost", plain.into_inner())
+        .connect("localhost", plain.into_stream())
         .expect("TLS handshake after STLS");
-    (got, BufReader::new(tls))
+    (got, PopClient::over(tls))
 }
 
 #[test]
@@ -199,7 +104,7 @@ fn stls_with_openssl_s_client_verifies_and_serves() {
         let mut command = Command::new("openssl");
         command
             .args(["s_client", "-starttls", "pop3", "-connect"])
-            .arg(setup.server.addr.to_string())
+            .arg(setup.server.addr().to_string())
             .args(["-verify_return_error", "-quiet"]);
         // Without -CAfile only the system roots are trusted, which do not know ours.
         if trust {
@@ -344,20 +249,10 @@ resp, lines, octets = implicit.retr(2)
 print("same over POP3S", b"\r\n".join(lines) == encrypted)
 implicit.quit()
 "#;
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&setup.cert)
-        .arg(setup.port().to_string())
-        .arg(setup.tls_port().to_string())
-        .output()
-        .expect("python3 is on PATH");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let cert = setup.cert.to_str().unwrap();
+    let (port, tls_port) = (setup.port().to_string(), setup.tls_port().to_string());
+    let stdout = support::python(script, [cert, &port, &tls_port]);
+    let stdout = String::from_utf8_lossy(&stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines,
@@ -390,12 +285,12 @@ fn plaintext_sent_after_stls_is_discarded_not_answered() {
     assert_eq!(replies, ["+OK Begin TLS negotiation\r\n"]);
     // Had the injected CAPA been kept, its answer would come before NOOP's.
     assert_eq!(
-        cmd(&mut tls, "NOOP"),
+        tls.command("NOOP"),
         "-ERR log in first (USER and PASS, APOP or AUTH)\r\n"
     );
-    let after = capa(&mut tls);
+    let after = tls.capa();
     assert!(!after.contains(&"STLS".to_owned()), "{after:?}");
-    assert_eq!(cmd(&mut tls, "STLS"), "-ERR TLS is already active\r\n");
+    assert_eq!(tls.command("STLS"), "-ERR TLS is already active\r\n");
 
     // Pipelined before STLS: CAPA is answered in the clear, the USER after STLS is dropped,
     // so PASS has no user to go with.
@@ -403,11 +298,13 @@ fn plaintext_sent_after_stls_is_discarded_not_answered() {
     assert_eq!(replies[0], "+OK capability list follows\r\n");
     assert!(replies.contains(&"STLS\r\n".to_owned()), "{replies:?}");
     assert_eq!(replies[11..], [".\r\n", "+OK Begin TLS negotiation\r\n"]);
-    assert_eq!(cmd(&mut tls, "PASS potion"), "-ERR send USER first\r\n");
-    assert_eq!(cmd(&mut tls, "USER asterix"), "+OK send PASS\r\n");
-    assert!(cmd(&mut tls, "PASS potion").starts_with("+OK asterix has 8 messages"));
+    assert_eq!(tls.command("PASS potion"), "-ERR send USER first\r\n");
+    assert_eq!(tls.command("USER asterix"), "+OK send PASS\r\n");
+    assert!(tls
+        .command("PASS potion")
+        .starts_with("+OK asterix has 8 messages"));
     assert_eq!(
-        cmd(&mut tls, "QUIT"),
+        tls.command("QUIT"),
         "+OK mailtool POP3 server signing off (8 messages left)\r\n"
     );
     let log = setup.stop_and_log();
@@ -421,52 +318,56 @@ fn plaintext_sent_after_stls_is_discarded_not_answered() {
 fn require_tls_refuses_logins_until_stls_and_hides_them_from_capa() {
     let setup = TlsSetup::start(&["--require-tls", "--tls-port", "0"]);
     let mut plain = setup.server.connect();
-    plain.send_raw(b"CAPA\r\n");
-    assert_eq!(plain.line(), "+OK capability list follows\r\n");
-    let before = read_capa_lines(&mut plain.reader);
+    let before = plain.capa();
     assert!(before.contains(&"STLS".to_owned()), "{before:?}");
     assert!(
         !before.iter().any(|l| l == "USER" || l.starts_with("SASL")),
         "{before:?}"
     );
     let refused = "-ERR [SYS/PERM] TLS required: use STLS first\r\n";
-    assert_eq!(plain.cmd("USER asterix"), refused);
-    assert_eq!(plain.cmd("PASS potion"), refused);
-    assert_eq!(plain.cmd("AUTH PLAIN AGFzdGVyaXgAcG90aW9u"), refused);
+    assert_eq!(plain.command("USER asterix"), refused);
+    assert_eq!(plain.command("PASS potion"), refused);
+    assert_eq!(plain.command("AUTH PLAIN AGFzdGVyaXgAcG90aW9u"), refused);
     assert_eq!(
-        plain.cmd("APOP asterix 0123456789abcdef0123456789abcdef"),
+        plain.command("APOP asterix 0123456789abcdef0123456789abcdef"),
         refused
     );
     assert_eq!(
-        plain.cmd("STAT"),
+        plain.command("STAT"),
         "-ERR log in first (USER and PASS, APOP or AUTH)\r\n"
     );
-    assert!(plain.cmd("QUIT").starts_with("+OK"));
+    assert!(plain.command("QUIT").starts_with("+OK"));
 
     let (_, mut tls) = stls(&setup, b"STLS\r\n", 1);
-    let after = capa(&mut tls);
+    let after = tls.capa();
     assert!(
         after.contains(&"USER".to_owned()) && after.contains(&"SASL PLAIN".to_owned()),
         "{after:?}"
     );
     assert!(!after.contains(&"STLS".to_owned()), "{after:?}");
-    assert_eq!(cmd(&mut tls, "USER asterix"), "+OK send PASS\r\n");
-    assert!(cmd(&mut tls, "PASS potion").starts_with("+OK asterix has 8 messages"));
-    assert!(cmd(&mut tls, "QUIT").starts_with("+OK"));
+    assert_eq!(tls.command("USER asterix"), "+OK send PASS\r\n");
+    assert!(tls
+        .command("PASS potion")
+        .starts_with("+OK asterix has 8 messages"));
+    assert!(tls.command("QUIT").starts_with("+OK"));
 
     // The implicit-TLS port starts encrypted: logins right away, no STLS offered.
-    let stream = TcpStream::connect(setup.tls_addr.unwrap()).unwrap();
+    let stream = TcpStream::connect(setup.server.tls_addr().unwrap()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut implicit = BufReader::new(setup.connector().connect("localhost", stream).unwrap());
-    assert!(line(&mut implicit).starts_with("+OK mailtool POP3 server ready <"));
-    let caps = capa(&mut implicit);
+    let mut implicit = PopClient::over(setup.connector().connect("localhost", stream).unwrap());
+    assert!(implicit
+        .read_line()
+        .starts_with("+OK mailtool POP3 server ready <"));
+    let caps = implicit.capa();
     assert!(caps.contains(&"USER".to_owned()) && !caps.contains(&"STLS".to_owned()));
-    assert_eq!(cmd(&mut implicit, "STLS"), "-ERR TLS is already active\r\n");
-    assert_eq!(cmd(&mut implicit, "USER obelix"), "+OK send PASS\r\n");
-    assert!(cmd(&mut implicit, "PASS menhir").starts_with("+OK obelix has 4 messages"));
-    assert!(cmd(&mut implicit, "QUIT").starts_with("+OK"));
+    assert_eq!(implicit.command("STLS"), "-ERR TLS is already active\r\n");
+    assert_eq!(implicit.command("USER obelix"), "+OK send PASS\r\n");
+    assert!(implicit
+        .command("PASS menhir")
+        .starts_with("+OK obelix has 4 messages"));
+    assert!(implicit.command("QUIT").starts_with("+OK"));
 }
 
 #[test]
@@ -498,7 +399,7 @@ except poplib.error_proto as error:
 fn a_failed_handshake_closes_only_that_connection() {
     let setup = TlsSetup::start(&["--tls-port", "0", "--log-format", "json"]);
     // Plain text on the TLS port.
-    let mut garbage = TcpStream::connect(setup.tls_addr.unwrap()).unwrap();
+    let mut garbage = TcpStream::connect(setup.server.tls_addr().unwrap()).unwrap();
     garbage
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
@@ -508,10 +409,10 @@ fn a_failed_handshake_closes_only_that_connection() {
     assert!(!rest.starts_with(b"+OK"), "{rest:?}");
     // STLS, then plain text instead of a ClientHello.
     let mut client = setup.server.connect();
-    assert_eq!(client.cmd("STLS"), "+OK Begin TLS negotiation\r\n");
+    assert_eq!(client.command("STLS"), "+OK Begin TLS negotiation\r\n");
     client.send_raw(b"CAPA\r\n");
     let mut rest = Vec::new();
-    let _ = client.reader.read_to_end(&mut rest);
+    let _ = client.read_to_end(&mut rest);
     assert!(!rest.windows(3).any(|w| w == b"+OK"), "{rest:?}");
     // An open plain session is untouched, and both ports still serve.
     let mut other = setup.server.connect();
@@ -519,12 +420,14 @@ fn a_failed_handshake_closes_only_that_connection() {
         .login("obelix", "menhir")
         .starts_with("+OK obelix has 4"));
     let (_, mut tls) = stls(&setup, b"STLS\r\n", 1);
-    assert!(cmd(&mut tls, "USER asterix").starts_with("+OK"));
-    assert!(cmd(&mut tls, "PASS potion").starts_with("+OK asterix has 8"));
-    let stream = TcpStream::connect(setup.tls_addr.unwrap()).unwrap();
-    let mut implicit = BufReader::new(setup.connector().connect("localhost", stream).unwrap());
-    assert!(line(&mut implicit).starts_with("+OK mailtool POP3 server ready"));
-    assert_eq!(other.cmd("STAT"), "+OK 4 3205\r\n");
+    assert!(tls.command("USER asterix").starts_with("+OK"));
+    assert!(tls.command("PASS potion").starts_with("+OK asterix has 8"));
+    let stream = TcpStream::connect(setup.server.tls_addr().unwrap()).unwrap();
+    let mut implicit = PopClient::over(setup.connector().connect("localhost", stream).unwrap());
+    assert!(implicit
+        .read_line()
+        .starts_with("+OK mailtool POP3 server ready"));
+    assert_eq!(other.command("STAT"), "+OK 4 3205\r\n");
     drop((other, tls, implicit));
 
     let log = setup.stop_and_log();
@@ -570,9 +473,10 @@ fn json_stdout_has_both_addresses() {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = command.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let first: serde_json::Value = serde_json::from_str(&line(&mut stdout)).unwrap();
-    let second: serde_json::Value = serde_json::from_str(&line(&mut stdout)).unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_line = || stdout.next().unwrap().unwrap();
+    let first: serde_json::Value = serde_json::from_str(&next_line()).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&next_line()).unwrap();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(first.as_object().unwrap().len(), 1, "{first}");
@@ -680,13 +584,12 @@ fn bad_certificate_or_key_files_stop_the_server_with_one_line() {
         ],
     );
     let mut client = server.connect();
-    assert_eq!(client.cmd("STLS"), "+OK Begin TLS negotiation\r\n");
-    assert!(client.reader.buffer().is_empty());
+    assert_eq!(client.command("STLS"), "+OK Begin TLS negotiation\r\n");
     let tls = connector_trusting(&cert)
-        .connect("localhost", client.reader.into_inner())
+        .connect("localhost", client.into_stream())
         .expect("handshake with the converted key");
-    let mut tls = BufReader::new(tls);
-    assert_eq!(cmd(&mut tls, "USER asterix"), "+OK send PASS\r\n");
+    let mut tls = PopClient::over(tls);
+    assert_eq!(tls.command("USER asterix"), "+OK send PASS\r\n");
     assert!(server.signal_and_wait(libc::SIGTERM).success());
 
     // A key that belongs to another certificate.
@@ -767,68 +670,55 @@ fn tls_port_rules_match_the_plain_port() {
 fn stls_dialogue(plain: SocketAddr, tls: SocketAddr, cert: &Path) -> (Vec<String>, Vec<u8>) {
     let status = |reply: String| reply.split(' ').next().unwrap().trim_end().to_owned();
     let mut seen = Vec::new();
-    let stream = TcpStream::connect(plain).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    seen.push(status(line(&mut reader)));
-    reader.get_mut().write_all(b"CAPA\r\n").unwrap();
-    seen.push(status(line(&mut reader)));
-    let before = read_capa_lines(&mut reader);
+    let mut reader = PopClient::from_stream(TcpStream::connect(plain).unwrap());
+    seen.push(status(reader.read_line()));
+    reader.send_raw(b"CAPA\r\n");
+    seen.push(status(reader.read_line()));
+    let before = reader.read_multiline();
     seen.push(format!(
         "STLS offered: {}",
         before.contains(&"STLS".to_owned())
     ));
-    reader.get_mut().write_all(b"STLS\r\n").unwrap();
-    seen.push(status(line(&mut reader)));
-    assert!(reader.buffer().is_empty());
+    reader.send_raw(b"STLS\r\n");
+    seen.push(status(reader.read_line()));
     let tls_stream = connector_trusting(cert)
-        .connect("localhost", reader.into_inner())
+        .connect("localhost", reader.into_stream())
         .unwrap();
-    let mut reader = BufReader::new(tls_stream);
+    let mut reader = PopClient::over(tls_stream);
     // The first reply after the handshake is NOOP's (before login: -ERR on both).
     seen.push(format!(
         "after handshake: {}",
-        status(cmd(&mut reader, "NOOP"))
+        status(reader.command("NOOP"))
     ));
-    seen.push(status(cmd(&mut reader, "CAPA")));
-    let after = read_capa_lines(&mut reader);
+    seen.push(status(reader.command("CAPA")));
+    let after = reader.read_multiline();
     seen.push(format!(
         "STLS offered: {}",
         after.contains(&"STLS".to_owned())
     ));
-    seen.push(format!("STLS again: {}", status(cmd(&mut reader, "STLS"))));
-    seen.push(status(cmd(&mut reader, "USER asterix")));
-    seen.push(status(cmd(&mut reader, "PASS potion")));
+    seen.push(format!("STLS again: {}", status(reader.command("STLS"))));
+    seen.push(status(reader.command("USER asterix")));
+    seen.push(status(reader.command("PASS potion")));
     seen.push(format!(
         "STLS logged in: {}",
-        status(cmd(&mut reader, "STLS"))
+        status(reader.command("STLS"))
     ));
-    seen.push(status(cmd(&mut reader, "QUIT")));
+    seen.push(status(reader.command("QUIT")));
 
     let stream = TcpStream::connect(tls).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut reader = BufReader::new(
+    let mut reader = PopClient::over(
         connector_trusting(cert)
             .connect("localhost", stream)
             .unwrap(),
     );
-    seen.push(status(line(&mut reader)));
-    seen.push(status(cmd(&mut reader, "USER asterix")));
-    seen.push(status(cmd(&mut reader, "PASS potion")));
-    seen.push(status(cmd(&mut reader, "RETR 1")));
-    let mut body = Vec::new();
-    loop {
-        let start = body.len();
-        reader.read_until(b'\n', &mut body).unwrap();
-        assert!(body.len() > start, "closed inside RETR");
-        if &body[start..] == b".\r\n" {
-            break;
-        }
-    }
+    seen.push(status(reader.read_line()));
+    seen.push(status(reader.command("USER asterix")));
+    seen.push(status(reader.command("PASS potion")));
+    seen.push(status(reader.command("RETR 1")));
+    let body = reader.read_multiline_raw();
     // No QUIT: nothing is marked Seen or removed in either store.
     (seen, body)
 }
@@ -846,20 +736,18 @@ fn stls_and_pop3s_behave_like_dovecot() {
     let (theirs_seen, theirs_body) = stls_dialogue(dovecot_plain, dovecot_tls, &cert);
 
     let ours = TlsSetup::start(&["--tls-port", "0"]);
-    let (ours_seen, ours_body) =
-        stls_dialogue(ours.server.addr, ours.tls_addr.unwrap(), &ours.cert);
+    let (ours_seen, ours_body) = stls_dialogue(
+        ours.server.addr(),
+        ours.server.tls_addr().unwrap(),
+        &ours.cert,
+    );
     assert_eq!(ours_seen, theirs_seen, "{}", dovecot.log());
     // Plaintext after STLS: serve-pop drops it and goes on (tested above); Dovecot feeds it
     // to the handshake, which fails and closes. Neither answers it.
-    let stream = TcpStream::connect(dovecot_plain).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    line(&mut reader);
-    reader.get_mut().write_all(b"STLS\r\nCAPA\r\n").unwrap();
-    assert!(line(&mut reader).starts_with("+OK"));
-    let handshake = connector_trusting(&cert).connect("localhost", reader.into_inner());
+    let mut reader = PopClient::connect(dovecot_plain);
+    reader.send_raw(b"STLS\r\nCAPA\r\n");
+    assert!(reader.read_line().starts_with("+OK"));
+    let handshake = connector_trusting(&cert).connect("localhost", reader.into_stream());
     assert!(handshake.is_err(), "Dovecot took the injected CAPA");
     assert_eq!(
         ours_seen[..8],

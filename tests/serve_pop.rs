@@ -41,23 +41,10 @@ fn files_in_order(store: &TempStore, user: &str) -> Vec<std::path::PathBuf> {
 #[test]
 fn demo_prints_the_address_then_the_users_and_serves_the_demo_store() {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("mailtool"));
-    command.args([
-        "--store",
-        "/nonexistent",
-        "serve-pop",
-        "--demo",
-        "--port",
-        "0",
-    ]);
-    let mut server = PopServer::spawn(command);
-    let mut rest = String::new();
-    for _ in 0..2 {
-        server.stdout.read_line(&mut rest).unwrap();
-    }
-    assert_eq!(
-        rest,
-        "demo user asterix password potion\ndemo user obelix password menhir\n"
-    );
+    command.args(["--store", "/nonexistent"]);
+    let mut server = PopServer::spawn(command, &["--demo"]);
+    assert_eq!(server.stdout_line(), "demo user asterix password potion\n");
+    assert_eq!(server.stdout_line(), "demo user obelix password menhir\n");
     let mut client = server.connect();
     assert_eq!(
         client.login("asterix", "potion"),
@@ -103,74 +90,74 @@ fn every_transaction_command_over_tcp() {
         .starts_with("+OK mailtool POP3 server ready <"));
     let capa_before = {
         client.send_raw(b"CAPA\r\n");
-        client.multiline()
+        client.read_multiline_raw()
     };
     assert_eq!(
         client.login("asterix", "potion"),
         "+OK asterix has 8 messages (28103 octets)\r\n"
     );
     client.send_raw(b"CAPA\r\n");
-    assert_eq!(client.multiline(), capa_before);
-    assert_eq!(client.cmd("STAT"), "+OK 8 28103\r\n");
-    assert_eq!(client.cmd("NOOP"), "+OK\r\n");
+    assert_eq!(client.read_multiline_raw(), capa_before);
+    assert_eq!(client.command("STAT"), "+OK 8 28103\r\n");
+    assert_eq!(client.command("NOOP"), "+OK\r\n");
 
     let files = files_in_order(&store, "asterix");
     let raws: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
     client.send_raw(b"LIST\r\n");
-    let listing = String::from_utf8(client.multiline()).unwrap();
+    let listing = String::from_utf8(client.read_multiline_raw()).unwrap();
     client.send_raw(b"UIDL\r\n");
-    let uidls = String::from_utf8(client.multiline()).unwrap();
+    let uidls = String::from_utf8(client.read_multiline_raw()).unwrap();
     let uidl_lines: Vec<&str> = uidls.lines().skip(1).take(8).collect();
     for (index, file) in files.iter().enumerate() {
         let number = index + 1;
         let expected = expected_retr(&raws[index]);
-        let header = client.cmd(&format!("RETR {number}"));
-        let body = client.multiline();
+        let header = client.command(&format!("RETR {number}"));
+        let body = client.read_multiline_raw();
         assert_eq!(body, expected, "RETR {number}");
         let stuffed = expected.windows(3).filter(|w| w == b"\n..").count();
         let octets = expected.len() - 3 - stuffed;
         assert_eq!(header, format!("+OK {octets} octets\r\n"));
         assert!(listing.contains(&format!("\r\n{number} {octets}\r\n")));
         assert_eq!(
-            client.cmd(&format!("LIST {number}")),
+            client.command(&format!("LIST {number}")),
             format!("+OK {number} {octets}\r\n")
         );
         let base = file.file_name().unwrap().to_str().unwrap();
         let base = base.split(':').next().unwrap();
         assert_eq!(uidl_lines[index], format!("{number} {base}"));
         assert_eq!(
-            client.cmd(&format!("UIDL {number}")),
+            client.command(&format!("UIDL {number}")),
             format!("+OK {number} {base}\r\n")
         );
     }
 
     // TOP n 0: the header and the blank line; more lines than the body has: everything.
-    assert_eq!(client.cmd("TOP 1 0"), "+OK top of message follows\r\n");
-    let top = client.multiline();
+    assert_eq!(client.command("TOP 1 0"), "+OK top of message follows\r\n");
+    let top = client.read_multiline_raw();
     let whole = expected_retr(&raws[0]);
     let header_end = whole.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert_eq!(top, [&whole[..header_end], b".\r\n"].concat());
-    client.cmd("TOP 1 100000");
-    assert_eq!(client.multiline(), whole);
+    client.command("TOP 1 100000");
+    assert_eq!(client.read_multiline_raw(), whole);
 
-    assert_eq!(client.cmd("DELE 3"), "+OK message 3 deleted\r\n");
-    assert_eq!(client.cmd("DELE 3"), "-ERR no such message: 3\r\n");
-    assert_eq!(client.cmd("RETR 3"), "-ERR no such message: 3\r\n");
-    assert_eq!(client.cmd("TOP 3 0"), "-ERR no such message: 3\r\n");
-    assert_eq!(client.cmd("LIST 3"), "-ERR no such message: 3\r\n");
-    assert_eq!(client.cmd("UIDL 3"), "-ERR no such message: 3\r\n");
+    assert_eq!(client.command("DELE 3"), "+OK message 3 deleted\r\n");
+    assert_eq!(client.command("DELE 3"), "-ERR no such message: 3\r\n");
+    assert_eq!(client.command("RETR 3"), "-ERR no such message: 3\r\n");
+    assert_eq!(client.command("TOP 3 0"), "-ERR no such message: 3\r\n");
+    assert_eq!(client.command("LIST 3"), "-ERR no such message: 3\r\n");
+    assert_eq!(client.command("UIDL 3"), "-ERR no such message: 3\r\n");
     assert!(client
-        .cmd("RSET")
+        .command("RSET")
         .starts_with("+OK maildrop has 8 messages"));
-    client.cmd("DELE 3");
-    client.cmd("DELE 8");
-    assert!(client.cmd("STAT").starts_with("+OK 6 "));
+    client.command("DELE 3");
+    client.command("DELE 8");
+    assert!(client.command("STAT").starts_with("+OK 6 "));
     assert_eq!(store.messages("asterix").len(), 8, "DELE only marks");
     assert_eq!(
-        client.cmd("QUIT"),
+        client.command("QUIT"),
         "+OK mailtool POP3 server signing off (6 messages left)\r\n"
     );
-    assert!(client.is_closed());
+    assert!(client.is_closed(Duration::from_secs(5)));
     let left = store.messages("asterix");
     assert_eq!(left.len(), 6);
     assert!(!left.contains(&files[2]) && !left.contains(&files[7]));
@@ -190,9 +177,9 @@ fn top_does_not_mark_seen() {
     let server = PopServer::start(&store.path(), &[]);
     let mut client = server.connect();
     client.login("obelix", "menhir");
-    client.cmd("TOP 1 3");
-    client.multiline();
-    client.cmd("QUIT");
+    client.command("TOP 1 3");
+    client.read_multiline_raw();
+    client.command("QUIT");
     assert!(store
         .messages("obelix")
         .iter()
@@ -205,21 +192,24 @@ fn pipelined_commands_are_answered_in_order() {
     let server = PopServer::start(&store.path(), &[]);
     let mut client = server.connect();
     client.send_raw(b"CAPA\r\nUSER obelix\r\nPASS menhir\r\nSTAT\r\nLIST 1\r\nRETR 2\r\nUIDL 4\r\nDELE 1\r\nNOOP\r\nFOO\r\nSTAT\r\n");
-    assert!(String::from_utf8(client.multiline())
+    assert!(String::from_utf8(client.read_multiline_raw())
         .unwrap()
         .contains("PIPELINING"));
-    assert_eq!(client.line(), "+OK send PASS\r\n");
-    assert_eq!(client.line(), "+OK obelix has 4 messages (3205 octets)\r\n");
-    assert_eq!(client.line(), "+OK 4 3205\r\n");
-    assert_eq!(client.line(), "+OK 1 660\r\n");
-    assert_eq!(client.line(), "+OK 783 octets\r\n");
-    let body = client.multiline();
+    assert_eq!(client.read_line(), "+OK send PASS\r\n");
+    assert_eq!(
+        client.read_line(),
+        "+OK obelix has 4 messages (3205 octets)\r\n"
+    );
+    assert_eq!(client.read_line(), "+OK 4 3205\r\n");
+    assert_eq!(client.read_line(), "+OK 1 660\r\n");
+    assert_eq!(client.read_line(), "+OK 783 octets\r\n");
+    let body = client.read_multiline_raw();
     assert_eq!(body.len(), 783 + 3);
-    assert!(client.line().starts_with("+OK 4 1700060002."));
-    assert_eq!(client.line(), "+OK message 1 deleted\r\n");
-    assert_eq!(client.line(), "+OK\r\n");
-    assert!(client.line().starts_with("-ERR unknown command"));
-    assert_eq!(client.line(), "+OK 3 2545\r\n");
+    assert!(client.read_line().starts_with("+OK 4 1700060002."));
+    assert_eq!(client.read_line(), "+OK message 1 deleted\r\n");
+    assert_eq!(client.read_line(), "+OK\r\n");
+    assert!(client.read_line().starts_with("-ERR unknown command"));
+    assert_eq!(client.read_line(), "+OK 3 2545\r\n");
 }
 
 #[test]
@@ -227,17 +217,19 @@ fn errors_keep_the_session_going() {
     let store = TempStore::demo();
     let server = PopServer::start(&store.path(), &[]);
     let mut client = server.connect();
-    assert!(client.cmd("STAT").starts_with("-ERR log in first"));
+    assert!(client.command("STAT").starts_with("-ERR log in first"));
     assert!(client
-        .cmd("PASS potion")
+        .command("PASS potion")
         .starts_with("-ERR send USER first"));
     assert!(client
-        .cmd("USER ../asterix")
+        .command("USER ../asterix")
         .starts_with("-ERR [AUTH] invalid user name"));
     assert!(client
-        .cmd("USER Asterix")
+        .command("USER Asterix")
         .starts_with("-ERR [AUTH] invalid user name"));
-    assert!(client.cmd("STLS").starts_with("-ERR STLS is not available"));
+    assert!(client
+        .command("STLS")
+        .starts_with("-ERR STLS is not available"));
     // A fresh session: each session closes after ten bad commands.
     let mut client = server.connect();
     client.login("asterix", "potion");
@@ -249,15 +241,18 @@ fn errors_keep_the_session_going() {
         "TOP 1 -1",
         "LIST x",
     ] {
-        assert!(client.cmd(bad).starts_with("-ERR message numbers"), "{bad}");
+        assert!(
+            client.command(bad).starts_with("-ERR message numbers"),
+            "{bad}"
+        );
     }
-    assert_eq!(client.cmd("RETR 9"), "-ERR no such message: 9\r\n");
+    assert_eq!(client.command("RETR 9"), "-ERR no such message: 9\r\n");
     client.send_raw(b"\xff\xfe\xfd\r\n");
-    assert_eq!(client.line(), "-ERR command is not valid UTF-8\r\n");
+    assert_eq!(client.read_line(), "-ERR command is not valid UTF-8\r\n");
     assert!(client
-        .cmd("USER asterix")
+        .command("USER asterix")
         .starts_with("-ERR already logged in"));
-    assert_eq!(client.cmd("STAT"), "+OK 8 28103\r\n");
+    assert_eq!(client.command("STAT"), "+OK 8 28103\r\n");
 }
 
 #[test]
@@ -266,11 +261,14 @@ fn repeated_bad_commands_close_the_connection() {
     let server = PopServer::start(&store.path(), &[]);
     let mut client = server.connect();
     for _ in 0..9 {
-        assert!(client.cmd("BOGUS").starts_with("-ERR unknown command"));
+        assert!(client.command("BOGUS").starts_with("-ERR unknown command"));
     }
-    assert!(client.cmd("BOGUS").starts_with("-ERR unknown command"));
-    assert_eq!(client.line(), "-ERR too many bad commands, closing\r\n");
-    assert!(client.is_closed());
+    assert!(client.command("BOGUS").starts_with("-ERR unknown command"));
+    assert_eq!(
+        client.read_line(),
+        "-ERR too many bad commands, closing\r\n"
+    );
+    assert!(client.is_closed(Duration::from_secs(5)));
 }
 
 #[test]
@@ -278,19 +276,21 @@ fn bad_credentials_get_one_reply_and_three_failures_close() {
     let store = TempStore::demo();
     let mut server = PopServer::start(&store.path(), &["--log-format", "json"]);
     let mut client = server.connect();
-    let wrong_password = client.login("asterix", "menhir");
+    let wrong_password = client.try_login("asterix", "menhir");
     assert_eq!(
         wrong_password,
         "-ERR [AUTH] invalid user name or password\r\n"
     );
-    assert_eq!(client.login("idefix", "potion"), wrong_password);
-    assert_eq!(client.login("asterix", "menhir2"), wrong_password);
-    assert_eq!(client.line(), "-ERR too many failed logins, closing\r\n");
-    assert!(client.is_closed());
+    assert_eq!(client.try_login("idefix", "potion"), wrong_password);
+    assert_eq!(client.try_login("asterix", "menhir2"), wrong_password);
+    assert_eq!(
+        client.read_line(),
+        "-ERR too many failed logins, closing\r\n"
+    );
+    assert!(client.is_closed(Duration::from_secs(5)));
     let status = server.signal_and_wait(libc::SIGTERM);
     assert!(status.success());
-    let mut log = String::new();
-    server.take_stderr().read_to_string(&mut log).unwrap();
+    let log = server.stderr();
     let failures = log
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -314,19 +314,19 @@ fn apop_and_auth_plain_over_tcp() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert!(client
-        .cmd(&format!("APOP asterix {digest}"))
+        .command(&format!("APOP asterix {digest}"))
         .starts_with("+OK asterix has 8 messages"));
-    client.cmd("QUIT");
+    client.command("QUIT");
 
     let mut second = server.connect();
     assert_ne!(
         &second.greeting[second.greeting.find('<').unwrap()..],
         stamp.as_str()
     );
-    assert_eq!(second.cmd("AUTH PLAIN"), "+ \r\n");
+    assert_eq!(second.command("AUTH PLAIN"), "+ \r\n");
     // base64("\0obelix\0menhir")
     assert!(second
-        .cmd("AG9iZWxpeABtZW5oaXI=")
+        .command("AG9iZWxpeABtZW5oaXI=")
         .starts_with("+OK obelix has 4 messages"));
 }
 
@@ -338,7 +338,7 @@ fn a_second_session_is_refused_across_server_processes() {
     let mut first = first_server.connect();
     assert!(first.login("asterix", "potion").starts_with("+OK"));
     let mut second = second_server.connect();
-    let refused = second.login("asterix", "potion");
+    let refused = second.try_login("asterix", "potion");
     assert!(refused.starts_with("-ERR [IN-USE] "), "{refused}");
     // The other user is not affected, and the session goes on.
     assert!(second.login("obelix", "menhir").starts_with("+OK"));
@@ -348,7 +348,7 @@ fn a_second_session_is_refused_across_server_processes() {
     let mut third = second_server.connect();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let reply = third.login("asterix", "potion");
+        let reply = third.try_login("asterix", "potion");
         if reply.starts_with("+OK") {
             break;
         }
@@ -363,14 +363,14 @@ fn a_dropped_connection_and_a_shutdown_remove_nothing() {
     let mut server = PopServer::start(&store.path(), &[]);
     let mut client = server.connect();
     client.login("asterix", "potion");
-    client.cmd("DELE 1");
-    client.cmd("DELE 2");
+    client.command("DELE 1");
+    client.command("DELE 2");
     drop(client);
     let mut client = server.connect();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         // The server may notice the drop a moment after the client is gone.
-        let reply = client.login("asterix", "potion");
+        let reply = client.try_login("asterix", "potion");
         if reply.starts_with("+OK") {
             break;
         }
@@ -381,11 +381,11 @@ fn a_dropped_connection_and_a_shutdown_remove_nothing() {
         );
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(client.cmd("STAT"), "+OK 8 28103\r\n");
-    client.cmd("DELE 1");
+    assert_eq!(client.command("STAT"), "+OK 8 28103\r\n");
+    client.command("DELE 1");
     let status = server.signal_and_wait(libc::SIGTERM);
     assert!(status.success(), "{status:?}");
-    assert!(client.is_closed());
+    assert!(client.is_closed(Duration::from_secs(5)));
     assert_eq!(store.messages("asterix").len(), 8);
 }
 
@@ -395,10 +395,10 @@ fn idle_sessions_are_closed_without_update_or_a_word() {
     let server = PopServer::start(&store.path(), &["--idle-timeout", "1"]);
     let mut client = server.connect();
     client.login("obelix", "menhir");
-    client.cmd("DELE 1");
+    client.command("DELE 1");
     let started = Instant::now();
     let mut rest = Vec::new();
-    client.reader.read_to_end(&mut rest).unwrap();
+    client.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "sent {:?}", String::from_utf8_lossy(&rest));
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(store.messages("obelix").len(), 4);
@@ -410,25 +410,25 @@ fn a_ten_mib_line_gets_err_and_does_not_grow_the_server() {
     let server = PopServer::start(&store.path(), &[]);
     let mut client = server.connect();
     assert_eq!(
-        client.cmd("CAPA").lines().next(),
+        client.command("CAPA").lines().next(),
         Some("+OK capability list follows")
     );
-    client.multiline_rest();
+    client.read_multiline();
     let before = server.rss_kib();
     let chunk = vec![b'A'; 1024 * 1024];
-    let mut writer = client.reader.get_ref().try_clone().unwrap();
+    let mut writer = client.try_clone_stream();
     let sender = thread::spawn(move || {
         for _ in 0..10 {
             writer.write_all(&chunk).unwrap();
         }
         writer
     });
-    assert!(client.line().starts_with("-ERR line too long"));
+    assert!(client.read_line().starts_with("-ERR line too long"));
     let mut writer = sender.join().unwrap();
     // The rest of the line is skipped; the next line is a command again. Its answer also
     // proves that the server has read all 10 MiB.
     writer.write_all(b"\r\nUSER obelix\r\n").unwrap();
-    assert_eq!(client.line(), "+OK send PASS\r\n");
+    assert_eq!(client.read_line(), "+OK send PASS\r\n");
     let after = server.rss_kib();
     assert!(
         after < before + 4 * 1024,
@@ -445,13 +445,13 @@ fn a_message_removed_under_an_open_session_gives_err_and_the_session_survives() 
     let files = files_in_order(&store, "obelix");
     fs::remove_file(&files[0]).unwrap();
     assert_eq!(
-        client.cmd("RETR 1"),
+        client.command("RETR 1"),
         "-ERR [SYS/PERM] message 1 was removed from the mailbox by another program\r\n"
     );
-    assert_eq!(client.cmd("RETR 2"), "+OK 783 octets\r\n");
-    client.multiline();
-    client.cmd("DELE 1");
-    assert!(client.cmd("QUIT").starts_with("+OK"));
+    assert_eq!(client.command("RETR 2"), "+OK 783 octets\r\n");
+    client.read_multiline_raw();
+    client.command("DELE 1");
+    assert!(client.command("QUIT").starts_with("+OK"));
     assert_eq!(store.messages("obelix").len(), 3);
 }
 
@@ -460,7 +460,7 @@ fn max_connections_waits_and_per_address_cap_refuses() {
     let store = TempStore::demo();
     let server = PopServer::start(&store.path(), &["--max-connections", "1"]);
     let first = server.connect();
-    let mut waiting = TcpStream::connect(server.addr).unwrap();
+    let mut waiting = TcpStream::connect(server.addr()).unwrap();
     waiting
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -478,7 +478,7 @@ fn max_connections_waits_and_per_address_cap_refuses() {
 
     let capped = PopServer::start(&store.path(), &["--max-connections-per-ip", "1"]);
     let _first = capped.connect();
-    let mut refused = TcpStream::connect(capped.addr).unwrap();
+    let mut refused = TcpStream::connect(capped.addr()).unwrap();
     let mut text = String::new();
     refused.read_to_string(&mut text).unwrap();
     assert_eq!(
@@ -493,16 +493,15 @@ fn log_lines_and_trace_never_show_passwords() {
     let mut server = PopServer::start(&store.path(), &["--trace"]);
     let mut client = server.connect();
     client.login("asterix", "potion");
-    client.cmd("RETR 1");
-    client.multiline();
-    client.cmd("DELE 2");
-    client.cmd("QUIT");
+    client.command("RETR 1");
+    client.read_multiline_raw();
+    client.command("DELE 2");
+    client.command("QUIT");
     let mut second = server.connect();
-    second.cmd("AUTH PLAIN AG9iZWxpeABtZW5oaXI=");
-    second.cmd("QUIT");
+    second.command("AUTH PLAIN AG9iZWxpeABtZW5oaXI=");
+    second.command("QUIT");
     assert!(server.signal_and_wait(libc::SIGINT).success());
-    let mut log = String::new();
-    server.take_stderr().read_to_string(&mut log).unwrap();
+    let log = server.stderr();
     assert!(
         !log.contains("potion") && !log.contains("AG9iZWxpeABtZW5oaXI="),
         "{log}"
@@ -562,12 +561,7 @@ fn binding_port_110_without_privilege_suggests_port_1100() {
 
 #[test]
 fn curl_retrieves_lists_and_runs_top() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "curl is required under CI"
-        );
-        eprintln!("curl is missing: skipped");
+    if !support::have("curl") {
         return;
     }
     let store = TempStore::demo();
@@ -647,18 +641,8 @@ print("top", top[-1] == b"", len(top))
 box.dele(4)
 print(box.quit().decode())
 "#;
-    let output = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(server.port().to_string())
-        .output()
-        .expect("python3 is on PATH");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = support::python(script, [server.port().to_string()]);
+    let stdout = String::from_utf8_lossy(&stdout);
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("stat 4 3205"));
     for number in 1..=4 {

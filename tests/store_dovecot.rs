@@ -130,22 +130,9 @@ fn dovecot_reads_the_demo_store_with_our_size_fields() {
         return;
     };
     for (user, password) in [("asterix", "potion"), ("obelix", "menhir")] {
-        let output = Command::new("python3")
-            .args([
-                "-c",
-                IMAP_DUMP,
-                &dovecot.imap_port.to_string(),
-                user,
-                password,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let dump: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let port = dovecot.imap_port.to_string();
+        let dump = support::python(IMAP_DUMP, [port.as_str(), user, password]);
+        let dump: Value = serde_json::from_slice(&dump).unwrap();
         let files = store.messages(user);
         assert_eq!(dump["exists"], files.len(), "{user}");
         for message in dump["messages"].as_array().unwrap() {

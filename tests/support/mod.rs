@@ -9,6 +9,7 @@
 pub mod dovecot;
 pub mod imap;
 pub mod pop3;
+pub mod tls;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,47 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use tempfile::TempDir;
 
-pub mod pop3_client;
+/// Whether `tool` runs; under CI a missing tool fails the test instead of skipping it.
+pub fn have(tool: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg(if tool == "openssl" {
+            "version"
+        } else {
+            "--version"
+        })
+        .output()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is required under CI"
+        );
+        eprintln!("{tool} is missing: skipped");
+    }
+    found
+}
+
+/// Run `python3 -c SCRIPT ARGS...` (an independent peer: poplib, imaplib, email) and return
+/// its stdout; panics, showing stdout and stderr, unless it exits 0.
+pub fn python<I, A>(script: &str, args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 is on PATH");
+    assert!(
+        output.status.success(),
+        "python3 failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
 
 /// The repository's `testdata/` directory.
 pub fn testdata() -> PathBuf {
