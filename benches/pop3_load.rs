@@ -37,6 +37,9 @@ struct Options {
     rounds: usize,
     extras: bool,
     pipeline: bool,
+    /// Run each server on CPU 0 and the load generator on CPU 1, so that neither server
+    /// competes with the clients for a core.
+    pin: bool,
 }
 
 fn options() -> Options {
@@ -46,6 +49,7 @@ fn options() -> Options {
         rounds: 10,
         extras: true,
         pipeline: false,
+        pin: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -56,6 +60,7 @@ fn options() -> Options {
             "--rounds" => options.rounds = value().parse().expect("--rounds N"),
             "--no-extras" => options.extras = false,
             "--pipeline" => options.pipeline = true,
+            "--pin" => options.pin = true,
             // cargo bench passes --bench; ignore it and anything else of the harness's.
             _ => {}
         }
@@ -428,6 +433,8 @@ fn cpu_model() -> String {
 
 fn main() {
     let options = options();
+    // Before any pinning, which would make this process see one CPU.
+    let nproc = thread::available_parallelism().map_or(0, |n| n.get());
     let file_limit = raise_file_limit();
     let dir = tempfile::tempdir().unwrap();
     let ours_path = dir.path().join("ours");
@@ -451,6 +458,20 @@ fn main() {
     eprintln!("Dovecot pop3-login service_count = {effective}");
     let ours = ServePop::start(&ours_path, &dir.path().join("serve-pop.log"));
     let dovecot_addr: SocketAddr = ([127, 0, 0, 1], dovecot.pop3_port).into();
+    if options.pin {
+        // Every process of Dovecot's group (and, through inheritance, the ones it forks
+        // later), every thread of serve-pop, and this generator's threads-to-be.
+        let group = Command::new("pgrep")
+            .arg("-g")
+            .arg(dovecot.master_pid().to_string())
+            .output()
+            .unwrap();
+        for pid in String::from_utf8_lossy(&group.stdout).split_whitespace() {
+            pin(pid.parse().unwrap(), 0);
+        }
+        pin(ours.child.id(), 0);
+        pin(std::process::id(), 1);
+    }
 
     // Warm up both: Dovecot builds its index files at the first login of each user.
     let mut scratch = Measured::default();
@@ -472,15 +493,19 @@ fn main() {
         dovecot_measured.server_cpu += group_cpu_seconds(dovecot_group) - cpu;
     }
 
-    let nproc = thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "pop3_load: {} clients, {USERS} users x {MESSAGES} messages of {MESSAGE_SIZE} octets, \
-         {:.0} s per server in {} alternating rounds{}; {nproc} CPUs ({})",
+         {:.0} s per server in {} alternating rounds{}{}; {nproc} CPUs ({})",
         options.clients,
         options.seconds,
         options.rounds,
         if options.pipeline {
             ", RETRs pipelined"
+        } else {
+            ""
+        },
+        if options.pin {
+            ", servers pinned to CPU 0 and clients to CPU 1"
         } else {
             ""
         },
@@ -520,6 +545,16 @@ fn main() {
         big_message(&ours_path, &ours);
         idle_connections(&ours, file_limit);
     }
+}
+
+/// Bind every thread of process `pid` to one CPU (`taskset -a`).
+fn pin(pid: u32, cpu: usize) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("taskset (util-linux) runs");
+    assert!(status.success(), "taskset could not pin process {pid}");
 }
 
 /// RSS growth of serve-pop while one 100 MiB message is retrieved.
