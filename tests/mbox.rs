@@ -229,20 +229,12 @@ fn an_unreadable_passwd_is_one_clear_error() {
     fs::set_permissions(&passwd, fs::Permissions::from_mode(0o000)).unwrap();
     let mut command = store.mailtool_std();
     command.args(["mbox", "list"]);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if support::is_root() {
         // Root reads anything: run as nobody so the permission really applies.
         for dir in [store.scratch(), store.path().as_path()] {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        unsafe {
-            command.pre_exec(|| {
-                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        support::as_nobody(&mut command);
     }
     assert_cmd::Command::from_std(command)
         .assert()

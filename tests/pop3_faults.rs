@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
@@ -301,14 +301,9 @@ fn read_only_bind(dir: &Path) -> Option<Mount> {
     Some(mount)
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn store_on_a_read_only_filesystem_answers_sys_errors_and_the_session_survives() {
-    if !is_root() {
+    if !support::is_root() {
         eprintln!("skipped: mounting a read-only store needs root");
         return;
     }
@@ -347,7 +342,7 @@ fn store_on_a_read_only_filesystem_answers_sys_errors_and_the_session_survives()
 
 #[test]
 fn read_only_message_folders_fail_the_update_with_sys_and_keep_every_message() {
-    if !is_root() {
+    if !support::is_root() {
         eprintln!("skipped: bind mounts need root");
         return;
     }
@@ -380,7 +375,7 @@ fn read_only_message_folders_fail_the_update_with_sys_and_keep_every_message() {
 
 #[test]
 fn unreadable_message_answers_sys_error_and_the_session_survives() {
-    if !is_root() {
+    if !support::is_root() {
         eprintln!("skipped: running the server as nobody needs root");
         return;
     }
@@ -402,15 +397,7 @@ fn unreadable_message_answers_sys_error_and_the_session_survives() {
     fs::set_permissions(&needs_sizing, fs::Permissions::from_mode(0o000)).unwrap();
 
     let mut command = store.mailtool_std();
-    // SAFETY: setgid/setuid are async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    support::as_nobody(&mut command);
     let server = PopServer::spawn(command, &[]);
     let mut client = server.connect();
     client.login("asterix", "potion");

@@ -160,3 +160,25 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Whether the tests run as root (CI does), which some fault tests need and which hides
+/// permission errors unless a command drops to [`as_nobody`].
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Run `command` as user and group 65534 (nobody), so that file permissions apply to it even
+/// when the tests run as root.
+pub fn as_nobody(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setgid/setuid are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
