@@ -24,6 +24,16 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
     };
     let mut printer = Printer::stdout(format);
     let store = Store::new(&cli.store);
+    // Commands that serve or manage the store's users warn once when others can read their
+    // clear-text passwords.
+    let serves_store = match &cli.command {
+        Command::Mbox(_) => true,
+        Command::ServePop(args) => !args.demo,
+        _ => false,
+    };
+    if serves_store {
+        warn_about_permissions(&store);
+    }
     match cli.command {
         Command::Completions { shell } => {
             crate::cli::write_completions(shell, &mut io::stdout())?;
@@ -71,7 +81,6 @@ fn run_mbox(store: &Store, command: MboxCommand, printer: &mut Printer<io::Stdou
             printer.print(&changed)?
         }
         MboxCommand::List => {
-            warn_about_permissions(store);
             for summary in mbox::list(store)? {
                 printer.print(&summary)?;
             }

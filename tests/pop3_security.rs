@@ -6,7 +6,7 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -361,4 +361,26 @@ fn malformed_pass_lines_are_masked_in_the_trace_too() {
     let log = server.stderr();
     assert!(log.contains("USER asterix"), "{log}");
     assert!(!log.contains(password), "{log}");
+}
+
+#[test]
+fn a_passwd_readable_by_others_draws_a_warning_at_startup() {
+    let store = TempStore::demo();
+    let passwd = store.path().join("passwd");
+    fs::set_permissions(&passwd, fs::Permissions::from_mode(0o644)).unwrap();
+    let server = PopServer::start(&store.path(), &[]);
+    // The warning is written before the server listens; the harness reads stderr on a
+    // thread of its own, so give that thread a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut log = server.stderr();
+    while !log.contains("chmod 600") && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        log = server.stderr();
+    }
+    assert!(
+        log.contains("warning:")
+            && log.contains("readable by other users")
+            && log.contains("chmod 600"),
+        "{log}"
+    );
 }
