@@ -28,16 +28,6 @@ fn json_lines(output: &[u8]) -> Vec<Value> {
         .collect()
 }
 
-/// What Dovecot's ,W= means, computed independently of the store code.
-fn crlf_octets(bytes: &[u8]) -> usize {
-    bytes.len()
-        + bytes
-            .iter()
-            .enumerate()
-            .filter(|&(i, &b)| b == b'\n' && (i == 0 || bytes[i - 1] != b'\r'))
-            .count()
-}
-
 #[test]
 fn add_user_creates_passwd_0600_and_a_maildir() {
     let store = TempStore::empty();
@@ -381,7 +371,7 @@ fn deliver_files_and_stdin_with_exact_size_fields() {
         assert!(name.contains(&format!(",S={}", content.len())), "{name}");
         if content.ends_with(b"\n") {
             assert!(
-                name.ends_with(&format!(",W={}", crlf_octets(content))),
+                name.ends_with(&format!(",W={}", support::crlf_line_ends(content).len())),
                 "{name}"
             );
         } else {

@@ -45,13 +45,7 @@ fn chunks<'a>(input: &'a [u8], points: &[Index]) -> Vec<&'a [u8]> {
 /// What a client must receive for a message: every line end CRLF, and an unterminated last
 /// line ended (a final lone CR only lacks its LF).
 fn crlf_normalized(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() * 2);
-    for (i, &byte) in message.iter().enumerate() {
-        if byte == b'\n' && (i == 0 || message[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(byte);
-    }
+    let mut out = support::crlf_line_ends(message);
     match message.last() {
         None | Some(b'\n') => {}
         Some(b'\r') => out.push(b'\n'),

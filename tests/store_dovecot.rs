@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use support::dovecot::Dovecot;
-use support::TempStore;
+use support::{crlf_line_ends, TempStore};
 
 /// Log in over IMAP, select INBOX, and fetch every message's size and exact body.
 const IMAP_DUMP: &str = r#"
@@ -27,27 +27,10 @@ imap.logout()
 print(json.dumps({"exists": count, "messages": messages}))
 "#;
 
-fn crlf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 20);
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
-}
-
 fn b64decode(text: &str) -> Vec<u8> {
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            "import base64,sys; sys.stdout.buffer.write(base64.b64decode(sys.argv[1]))",
-            text,
-        ])
-        .output()
-        .unwrap();
-    output.stdout
+    data_encoding::BASE64
+        .decode(text.as_bytes())
+        .expect("imaplib's dump is valid base64")
 }
 
 #[test]
@@ -103,7 +86,13 @@ fn dovecot_serves_a_store_built_by_mailtool() {
         let message = &dump["messages"][i];
         let body = b64decode(message["body"].as_str().unwrap());
         // IMAP sends every line end as CRLF; the content is otherwise byte for byte ours.
-        assert_eq!(body, crlf(original), "message {} ({})", i + 1, names[i]);
+        assert_eq!(
+            body,
+            crlf_line_ends(original),
+            "message {} ({})",
+            i + 1,
+            names[i]
+        );
         assert_eq!(message["size"], body.len(), "RFC822.SIZE of {}", names[i]);
     }
     let log = dovecot.log();
@@ -142,7 +131,7 @@ fn dovecot_reads_the_demo_store_with_our_size_fields() {
             let head = message["head"].as_str().unwrap();
             let original = files
                 .iter()
-                .find(|f| crlf(&fs::read(f).unwrap()) == body)
+                .find(|f| crlf_line_ends(&fs::read(f).unwrap()) == body)
                 .unwrap_or_else(|| panic!("{user}: fetched body matches no file"));
             let seen_in_name = original
                 .file_name()

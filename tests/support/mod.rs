@@ -182,3 +182,17 @@ pub fn as_nobody(command: &mut std::process::Command) {
         });
     }
 }
+
+/// A reference for what IMAP and POP3 put on the wire: every LF not already preceded by CR
+/// becomes CRLF. Written independently of the store code, which the tests check against it;
+/// its length is what Dovecot's `,W=` field means.
+pub fn crlf_line_ends(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 16);
+    for (i, &byte) in bytes.iter().enumerate() {
+        if byte == b'\n' && (i == 0 || bytes[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(byte);
+    }
+    out
+}
