@@ -393,6 +393,84 @@ fn a_reader_that_quits_early_gets_nothing_deleted() {
 }
 
 #[test]
+fn an_output_that_fails_gets_nothing_deleted_and_says_why() {
+    let Some(setup) = Setup::start() else { return };
+    let mut imap = setup.imap();
+    let all_before = imap.uids("ALL");
+
+    // mailtool imap-unread > /dev/full: every write fails with ENOSPC, as on a full disk.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = setup.sweep_std().stdout(full).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("nothing was deleted"), "{stderr}");
+
+    imap.noop();
+    assert_eq!(imap.uids("ALL"), all_before, "no mail was deleted");
+    assert!(imap.uids("DELETED").is_empty(), "none was marked \\Deleted");
+}
+
+#[test]
+fn a_file_output_reaches_the_disk_before_anything_is_deleted() {
+    let Some(setup) = Setup::start() else { return };
+    if !support::have("strace") {
+        return;
+    }
+    let unread = setup.imap().uids("UNSEEN");
+    let saved = setup.store.scratch().join("saved.mbox");
+    let trace = setup.store.scratch().join("strace.txt");
+
+    // strace records, in order, the sync of stdout and the commands sent to the server.
+    let mut command = Command::new("strace");
+    command
+        .args([
+            "-f",
+            "-qq",
+            "-s",
+            "64",
+            "-e",
+            "trace=fdatasync,sendto,write",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(assert_cmd::cargo::cargo_bin("mailtool"))
+        .args(setup.sweep_std().get_args())
+        .arg("--raw")
+        .env("MAILTOOL_PASSWORD", "potion")
+        .stdout(std::fs::File::create(&saved).unwrap());
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let position = |needle: &str| {
+        trace
+            .lines()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the trace:\n{trace}"))
+    };
+    assert!(
+        position("fdatasync(1)") < position("UID STORE"),
+        "stdout must be synced before the first mail is marked \\Deleted:\n{trace}"
+    );
+    let mbox = std::fs::read(&saved).unwrap();
+    let entries = mbox.windows(6).filter(|w| w == b"\nFrom ").count() + 1;
+    assert_eq!(entries, unread.len(), "every unread mail is in the file");
+    assert!(setup
+        .imap()
+        .uids("ALL")
+        .iter()
+        .all(|uid| !unread.contains(uid)));
+}
+
+#[test]
 fn a_mail_arriving_during_a_sweep_of_1500_is_printed_or_survives() {
     let Some(setup) = Setup::start() else { return };
     let mut imap = setup.imap();

@@ -97,8 +97,27 @@ impl Output for Stdout<'_> {
         if ready > 0 && poll.revents & libc::POLLERR != 0 {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        Ok(())
+        sync_if_regular_file(poll.fd)
     }
+}
+
+/// `imap-unread --raw > saved.mbox`: the server deletes the mails the moment we ask, so
+/// the file must be on disk first, or a crash right after the sweep loses them twice.
+/// Pipes and terminals cannot be synced and need not be.
+fn sync_if_regular_file(fd: libc::c_int) -> io::Result<()> {
+    // SAFETY: fstat fills a zeroed stat for a descriptor we hold open.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Ok(());
+    }
+    // SAFETY: fdatasync only flushes a descriptor we hold open.
+    if unsafe { libc::fdatasync(fd) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn endpoint(args: &ImapUnreadArgs) -> Endpoint {
