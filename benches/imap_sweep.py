@@ -5,7 +5,9 @@ Sweeps 5,000 unread 4 KiB mails, re-seeded before every run, with
   - mailtool imap-unread --raw (and the default human output),
   - an imaplib sweeper sending the same batched UID commands (imap_peer_imaplib.py),
   - fetchmail with mda "/bin/cat" (--sslproto '' against plain-text Dovecot),
-and prints the median wall time of each and its ratio to the imaplib sweeper. Then it
+and prints the median wall time of each and its ratio to the imaplib sweeper, next to two
+bare-socket sweeps that parse nothing (one connection, and two connections that delete each
+chunk while the next is fetched), and Dovecot's own time for the commands. Then it
 measures mailtool's peak RSS while sweeping 100 mails of 1 MiB. Every tool writes to
 /dev/null; the server, mailbox and mails are identical for all.
 
@@ -20,11 +22,14 @@ import argparse
 import imaplib
 import os
 import platform
+import queue
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,8 +38,6 @@ PEER = ROOT / "benches" / "imap_peer_imaplib.py"
 
 
 def free_port():
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -159,12 +162,83 @@ service auth {{
         imap.logout()
         return total
 
+    def bare_sweep(self, count: int, octets: int, connections: int) -> float:
+        """Wall time of the leanest possible sweep: raw sockets, replies scanned for their
+        tagged line and thrown away, no parsing, no output. With two connections, a second
+        Dovecot process stores and expunges each fetched chunk while the first fetches the
+        next: the design that would give up "a failed output deletes nothing", timed to see
+        what it would buy."""
+        self.seed(count, octets)
+        start = time.perf_counter()
+        fetcher = BareImap(self.port)
+        deleter = BareImap(self.port) if connections == 2 else fetcher
+        fetcher.command("UID SEARCH UNSEEN")
+        fetcher.command(f"UID FETCH 1:{count} (UID RFC822.SIZE)")
+        chunks = [f"{i + 1}:{min(i + 500, count)}" for i in range(0, count, 500)]
+        done = queue.Queue()
+
+        def delete(uids):
+            deleter.command(f"UID STORE {uids} +FLAGS.SILENT (\\Deleted)")
+            deleter.command(f"UID EXPUNGE {uids}")
+
+        def delete_as_fetched():
+            while (uids := done.get()) is not None:
+                delete(uids)
+
+        worker = threading.Thread(target=delete_as_fetched) if connections == 2 else None
+        if worker:
+            worker.start()
+        for uids in chunks:
+            fetcher.command(f"UID FETCH {uids} (UID INTERNALDATE BODY.PEEK[])")
+            if worker:
+                done.put(uids)
+        if worker:
+            done.put(None)
+            worker.join()
+        else:
+            delete(f"1:{count}")
+        fetcher.command(f"UID SEARCH UID 1:{count}")
+        elapsed = time.perf_counter() - start
+        if self.count() != 0:
+            raise SystemExit("the bare sweep left mails behind")
+        return elapsed
+
     def count(self) -> int:
         imap = imaplib.IMAP4("127.0.0.1", self.port)
         imap.login("asterix", "potion")
         typ, data = imap.select("INBOX")
         imap.logout()
         return int(data[0])
+
+
+class BareImap:
+    """A logged-in, INBOX-selected connection that reads replies at C speed, unparsed."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buffer = bytearray()
+        self.tag = 0
+        self.sock.recv(4096)
+        self.buffer = bytearray(b"\r\n")
+        self.command("LOGIN asterix potion")
+        self.command("SELECT INBOX")
+
+    def command(self, line: str):
+        self.tag += 1
+        tag = f"b{self.tag}".encode()
+        self.sock.sendall(tag + b" " + line.encode() + b"\r\n")
+        end = b"\r\n" + tag + b" "
+        while True:
+            at = self.buffer.find(end)
+            if at >= 0 and (eol := self.buffer.find(b"\r\n", at + 2)) >= 0:
+                if not self.buffer[at + len(end):].startswith(b"OK"):
+                    raise SystemExit(f"{line}: {bytes(self.buffer[at:eol])}")
+                self.buffer = bytearray(b"\r\n") + self.buffer[eol + 2:]
+                return
+            data = self.sock.recv(1 << 20)
+            if not data:
+                raise SystemExit(f"{line}: connection closed")
+            self.buffer += data
 
 
 def run_timed(argv, env=None):
@@ -252,6 +326,12 @@ def main():
                 continue
             median = statistics.median(times[name])
             print(f"| {name} | {median:.3f} s | {median / baseline:.2f}x |")
+        bare = {n: statistics.median(dovecot.bare_sweep(args.mails, args.octets, n)
+                                     for _ in range(args.runs)) for n in (1, 2)}
+        print(f"| bare sockets, no parsing, one connection | {bare[1]:.3f} s "
+              f"| {bare[1] / baseline:.2f}x |")
+        print(f"| bare sockets, two connections, deletes overlapping fetches | {bare[2]:.3f} s "
+              f"| {bare[2] / baseline:.2f}x |")
         floor = dovecot.floor(args.mails, args.octets)
         print(f"\nDovecot's own time for the same commands (one client, phases timed apart): "
               f"{floor:.3f} s ({floor / baseline:.2f}x of python imaplib)")
