@@ -43,7 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('--max-connections-per-ip', '--max-connections-per-ip', [CompletionResultType]::ParameterName, 'Most sessions at once from one client address')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'How to write the session log on stderr')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'PEM certificate chain, server certificate first: enables STLS on --port (and allows --tls-port)')
-            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Unencrypted PKCS#8 PEM private key (BEGIN PRIVATE KEY) of --tls-cert')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)')
             [CompletionResult]::new('--tls-port', '--tls-port', [CompletionResultType]::ParameterName, 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The mail store: a directory holding `passwd` and one Maildir per user')
             [CompletionResult]::new('--demo', '--demo', [CompletionResultType]::ParameterName, 'Serve a fresh temporary copy of the embedded demo store instead of --store')

@@ -39,7 +39,7 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand --max-connections-per-ip 'Most sessions at once from one client address'
             cand --log-format 'How to write the session log on stderr'
             cand --tls-cert 'PEM certificate chain, server certificate first: enables STLS on --port (and allows --tls-port)'
-            cand --tls-key 'Unencrypted PKCS#8 PEM private key (BEGIN PRIVATE KEY) of --tls-cert'
+            cand --tls-key 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)'
             cand --tls-port 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)'
             cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
             cand --demo 'Serve a fresh temporary copy of the embedded demo store instead of --store'

@@ -42,7 +42,7 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l max-conn
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l log-format -d 'How to write the session log on stderr' -r -f -a "text\t''
 json\t''"
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STLS on --port (and allows --tls-port)' -r -F
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-key -d 'Unencrypted PKCS#8 PEM private key (BEGIN PRIVATE KEY) of --tls-cert' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-port -d 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'

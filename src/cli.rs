@@ -64,9 +64,9 @@ Examples:
 
 The server prints the addresses it listens on to stdout (the --tls-port one marked (tls)),
 logs one line per session event to stderr, and stops cleanly on Ctrl-C or SIGTERM without
-deleting anything not yet committed. With --require-tls, logins on --port wait for STLS. The
-key must be PKCS#8 (BEGIN PRIVATE KEY); convert another kind with
-openssl pkcs8 -topk8 -nocrypt -in key.pem -out key.pkcs8.pem")]
+deleting anything not yet committed. With --require-tls, logins on --port wait for STLS. TLS
+is 1.2 or 1.3; the key may be PKCS#8, PKCS#1 RSA or SEC1 EC PEM, but not encrypted (decrypt
+a copy with openssl pkey -in key.pem -out key.plain.pem)")]
     ServePop(ServePopArgs),
 
     /// Print every unread mail of an IMAP mailbox, then delete exactly those mails.
@@ -151,7 +151,7 @@ pub struct ServePopArgs {
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
-    /// Unencrypted PKCS#8 PEM private key (BEGIN PRIVATE KEY) of --tls-cert.
+    /// Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 

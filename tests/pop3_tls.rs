@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use support::have;
 use support::pop3::{PopClient, PopServer};
-use support::tls::self_signed;
+use support::tls::{self_signed, self_signed_ec};
 use support::TempStore;
 
 /// A POP3 session over TLS.
@@ -550,47 +550,27 @@ fn bad_certificate_or_key_files_stop_the_server_with_one_line() {
     .unwrap();
     assert!(startup_error(&store, &damaged, &key).contains("is damaged"));
 
-    // A PKCS#1 key: the error gives the command, and the command's output works.
-    let pkcs1 = dir.join("rsa.pem");
-    let status = Command::new("openssl")
-        .args(["rsa", "-traditional", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&pkcs1)
-        .stderr(Stdio::null())
+    // An encrypted key: the error says why and gives the command, whose output works.
+    let encrypted = dir.join("encrypted.pem");
+    openssl(
+        &["pkcs8", "-topk8", "-passout", "pass:gaul", "-in"],
+        &key,
+        &encrypted,
+    );
+    let error = startup_error(&store, &cert, &encrypted);
+    let fix = format!("openssl pkey -in {0} -out {0}.plain", encrypted.display());
+    assert!(
+        error.contains("passphrase") && error.contains(&fix),
+        "{error}"
+    );
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{fix} -passin pass:gaul"))
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(std::fs::read_to_string(&pkcs1)
-        .unwrap()
-        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-    let error = startup_error(&store, &cert, &pkcs1);
-    let fix = format!(
-        "openssl pkcs8 -topk8 -nocrypt -in {0} -out {0}.pkcs8",
-        pkcs1.display()
-    );
-    assert!(error.contains("PKCS#1") && error.contains(&fix), "{error}");
-    let status = Command::new("sh").arg("-c").arg(&fix).status().unwrap();
-    assert!(status.success());
-    let converted = PathBuf::from(format!("{}.pkcs8", pkcs1.display()));
-    let setup_store = TempStore::demo();
-    let mut server = PopServer::start(
-        &setup_store.path(),
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            converted.to_str().unwrap(),
-        ],
-    );
-    let mut client = server.connect();
-    assert_eq!(client.command("STLS"), "+OK Begin TLS negotiation\r\n");
-    let tls = connector_trusting(&cert)
-        .connect("localhost", client.into_stream())
-        .expect("handshake with the converted key");
-    let mut tls = PopClient::over(tls);
-    assert_eq!(tls.command("USER asterix"), "+OK send PASS\r\n");
-    assert!(server.signal_and_wait(libc::SIGTERM).success());
+    let decrypted = PathBuf::from(format!("{}.plain", encrypted.display()));
+    assert_handshake_works(&cert, &decrypted);
 
     // A key that belongs to another certificate.
     let other = dir.join("other");
@@ -604,6 +584,141 @@ fn bad_certificate_or_key_files_stop_the_server_with_one_line() {
     // The key given as the certificate and the other way round.
     assert!(startup_error(&store, &key, &key).contains("no certificate found"));
     assert!(startup_error(&store, &cert, &cert).contains("no private key found"));
+}
+
+/// `openssl ARGS IN -out OUT`, which must succeed.
+fn openssl(args: &[&str], input: &Path, output: &Path) {
+    let status = Command::new("openssl")
+        .args(args)
+        .arg(input)
+        .arg("-out")
+        .arg(output)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// serve-pop starts with `cert` and `key`, and a client trusting `cert` logs in over STLS.
+fn assert_handshake_works(cert: &Path, key: &Path) {
+    let store = TempStore::demo();
+    let mut server = PopServer::start(
+        &store.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let mut client = server.connect();
+    assert_eq!(client.command("STLS"), "+OK Begin TLS negotiation\r\n");
+    let tls = connector_trusting(cert)
+        .connect("localhost", client.into_stream())
+        .unwrap_or_else(|error| panic!("handshake with {}: {error}", key.display()));
+    let mut tls = PopClient::over(tls);
+    assert_eq!(tls.command("USER asterix"), "+OK send PASS\r\n");
+    assert!(server.signal_and_wait(libc::SIGTERM).success());
+}
+
+#[test]
+fn keys_load_in_every_plain_pem_form_dovecot_takes() {
+    if !have("openssl") {
+        return;
+    }
+    let store = TempStore::empty();
+    let dir = store.scratch();
+    let (cert, key) = self_signed(dir);
+    let (ec_cert, ec_key) = self_signed_ec(dir);
+    // What `openssl req -nodes` writes: PKCS#8.
+    assert!(std::fs::read_to_string(&key)
+        .unwrap()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_handshake_works(&cert, &key);
+    assert_handshake_works(&ec_cert, &ec_key);
+
+    // The traditional forms: PKCS#1 RSA and SEC1 EC.
+    let pkcs1 = dir.join("rsa.pem");
+    openssl(&["rsa", "-traditional", "-in"], &key, &pkcs1);
+    assert!(std::fs::read_to_string(&pkcs1)
+        .unwrap()
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    assert_handshake_works(&cert, &pkcs1);
+    let sec1 = dir.join("sec1.pem");
+    openssl(&["ec", "-in"], &ec_key, &sec1);
+    assert!(std::fs::read_to_string(&sec1)
+        .unwrap()
+        .starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    assert_handshake_works(&ec_cert, &sec1);
+
+    // A traditional key encrypted the old way (Proc-Type header) is refused, not prompted for.
+    let legacy = dir.join("legacy.pem");
+    openssl(
+        &[
+            "rsa",
+            "-traditional",
+            "-aes128",
+            "-passout",
+            "pass:gaul",
+            "-in",
+        ],
+        &key,
+        &legacy,
+    );
+    let error = startup_error(&store, &cert, &legacy);
+    assert!(error.contains("passphrase"), "{error}");
+}
+
+/// The TLS version `openssl s_client -starttls pop3 VERSION_FLAG` agreed on with `addr`, or
+/// None when the handshake failed.
+fn negotiated_version(addr: SocketAddr, cert: &Path, version_flag: &str) -> Option<String> {
+    let output = Command::new("openssl")
+        .args([
+            "s_client",
+            "-starttls",
+            "pop3",
+            "-brief",
+            version_flag,
+            "-connect",
+        ])
+        .arg(addr.to_string())
+        .arg("-CAfile")
+        .arg(cert)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("Protocol version: "))
+        .map(str::to_owned)
+}
+
+#[test]
+fn speaks_tls_1_3_and_1_2_but_not_1_1_like_dovecot() {
+    if !have("openssl") {
+        return;
+    }
+    let setup = TlsSetup::start(&[]);
+    let store = TempStore::demo();
+    let (cert, key) = self_signed(store.scratch());
+    let Some(dovecot) = support::dovecot::Dovecot::start_with_ssl(&store.path(), &cert, &key)
+    else {
+        return;
+    };
+    let dovecot_addr = SocketAddr::from(([127, 0, 0, 1], dovecot.pop3_port));
+    for (flag, expected) in [
+        ("-tls1_3", Some("TLSv1.3")),
+        ("-tls1_2", Some("TLSv1.2")),
+        ("-tls1_1", None),
+    ] {
+        let ours = negotiated_version(setup.server.addr(), &setup.cert, flag);
+        let theirs = negotiated_version(dovecot_addr, &cert, flag);
+        assert_eq!(ours.as_deref(), expected, "serve-pop with {flag}");
+        assert_eq!(ours, theirs, "serve-pop and Dovecot differ with {flag}");
+    }
+    let log = setup.stop_and_log();
+    assert!(log.contains("tls established mode=stls"), "{log}");
 }
 
 #[test]

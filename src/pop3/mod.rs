@@ -5,7 +5,8 @@
 //! - [`session`]: one session's state machine without I/O or clock: lines in, responses,
 //!   store changes and actions out.
 //! - [`server`]: the tokio shell: accepting, timeouts, signals, streaming, TLS, logging.
-//! - [`tls`]: loading and checking the certificate and key for STLS and POP3S.
+//! - [`tls`]: the certificate and key for STLS and POP3S, checked at startup, and the
+//!   handshake (OpenSSL, TLS 1.2 and 1.3).
 
 pub mod protocol;
 pub mod server;

@@ -20,10 +20,10 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
-use tokio_native_tls::{TlsAcceptor, TlsStream};
 
 use super::protocol::{escape_controls, BodyWriter, Extent, LineEvent, LineReader};
 use super::session::{Action, Event, Session, SessionConfig, Transfer};
+use super::tls::{TlsAcceptor, TlsStream};
 use crate::cli::{LogFormat, ServePopArgs};
 use crate::exit::ExitStatus;
 use crate::output::{Format, Printer};

@@ -1,24 +1,57 @@
-//! Loading the server's certificate and key for STLS and the POP3S port.
+//! serve-pop's TLS: loading the certificate and key for STLS and the POP3S port, and the
+//! handshake.
 //!
-//! native-tls takes a PEM certificate chain and a PKCS#8 PEM key, and reports anything else
-//! as "expected PKCS#8 PEM", or not at all: a key that does not belong to the certificate is
-//! silently dropped by OpenSSL and every handshake fails later. So the files are checked here,
-//! at startup and before binding, and each problem gets a one-line error naming the file and
-//! the fix (for a PKCS#1 or SEC1 key, the exact `openssl pkcs8` command that converts it).
+//! It is OpenSSL through the openssl crate, set up with Mozilla's current "intermediate"
+//! profile (TLS 1.2 and 1.3). native-tls would be the obvious wrapper, but its server side
+//! builds on the older profile that switches TLS 1.3 off, with no way to turn it back on.
+//! Going to OpenSSL directly also lets the key be in any unencrypted PEM form Dovecot takes
+//! (PKCS#8, PKCS#1 RSA, SEC1 EC).
+//!
+//! The files are checked at startup, before binding, and each problem gets a one-line error
+//! naming the file and the fix: OpenSSL's own errors name ASN.1 internals, and a key that
+//! does not belong to the certificate would only show up as every handshake failing.
 
 use std::path::Path;
+use std::pin::Pin;
 
 use anyhow::{anyhow, Context, Result};
-use openssl::pkey::PKey;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{Ssl, SslAcceptor, SslMethod};
 use openssl::x509::X509;
-use tokio_native_tls::TlsAcceptor;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-/// Read `cert` (PEM chain, server certificate first) and `key` (PKCS#8 PEM) and build the
-/// acceptor every TLS connection uses.
+/// A connection after its TLS handshake.
+pub type TlsStream<S> = tokio_openssl::SslStream<S>;
+
+/// The server's TLS configuration, shared by every connection.
+#[derive(Clone)]
+pub struct TlsAcceptor(SslAcceptor);
+
+impl TlsAcceptor {
+    /// Run the server side of the handshake over `stream`.
+    ///
+    /// # Errors
+    /// The client broke off, spoke something else, or offered nothing we accept.
+    pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+    ) -> Result<TlsStream<S>, String> {
+        let ssl = Ssl::new(self.0.context()).map_err(|error| error.to_string())?;
+        let mut stream = TlsStream::new(ssl, stream).map_err(|error| error.to_string())?;
+        Pin::new(&mut stream)
+            .accept()
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(stream)
+    }
+}
+
+/// Read `cert` (PEM chain, server certificate first) and `key` (unencrypted PEM private
+/// key) and build the acceptor every TLS connection uses.
 ///
 /// # Errors
-/// A file cannot be read, holds no certificate or no usable private key, the key is not
-/// PKCS#8 or is encrypted, or it does not belong to the certificate.
+/// A file cannot be read, holds no certificate or no usable private key, the key is
+/// encrypted, or it does not belong to the certificate.
 pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     let cert_context = || format!("cannot load TLS certificate {}", cert.display());
     let key_context = || format!("cannot load TLS key {}", key.display());
@@ -31,19 +64,14 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
             anyhow!("a certificate in it is damaged (its PEM block does not decode; make or copy it again)")
         })
         .with_context(cert_context)?;
-    let Some(leaf) = chain.first() else {
+    let Some((leaf, intermediates)) = chain.split_first() else {
         return Err(anyhow!(
             "no certificate found (expected a PEM file with -----BEGIN CERTIFICATE-----)"
         ))
         .with_context(cert_context);
     };
 
-    let key_pem = pkcs8_block(&key_file, key).with_context(key_context)?;
-    let private_key = PKey::private_key_from_pem(key_pem)
-        .map_err(|_| {
-            anyhow!("the key is damaged (its PEM block does not decode; make or copy it again)")
-        })
-        .with_context(key_context)?;
+    let private_key = read_private_key(&key_file, key).with_context(key_context)?;
     let public_key = leaf
         .public_key()
         .map_err(|_| anyhow!("its public key is of a kind OpenSSL cannot read"))
@@ -56,30 +84,46 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
         .with_context(key_context);
     }
 
-    let identity = native_tls::Identity::from_pkcs8(&cert_pem, key_pem).with_context(|| {
-        format!(
-            "cannot use TLS certificate {} with key {}",
-            cert.display(),
-            key.display()
-        )
-    })?;
-    let acceptor = native_tls::TlsAcceptor::new(identity).with_context(|| {
+    let setup_context = || {
         format!(
             "cannot set up TLS with certificate {} and key {}",
             cert.display(),
             key.display()
         )
-    })?;
-    Ok(TlsAcceptor::from(acceptor))
+    };
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+        .with_context(setup_context)?;
+    acceptor
+        .set_certificate(leaf)
+        .and_then(|()| acceptor.set_private_key(&private_key))
+        .and_then(|()| {
+            intermediates
+                .iter()
+                .try_for_each(|extra| acceptor.add_extra_chain_cert(extra.clone()))
+        })
+        .and_then(|()| acceptor.check_private_key())
+        .with_context(setup_context)?;
+    Ok(TlsAcceptor(acceptor.build()))
 }
 
-/// The first private-key PEM block of `file`, which must be an unencrypted PKCS#8 one
-/// (`-----BEGIN PRIVATE KEY-----`); text before it, such as a certificate or OpenSSL's "Bag
+/// The first private key of `file`, unencrypted PEM in any form OpenSSL reads (PKCS#8,
+/// PKCS#1 RSA, SEC1 EC); text before it, such as a certificate or OpenSSL's "Bag
 /// Attributes", is skipped.
 ///
 /// # Errors
-/// No private key, or a key in another format, with the command that converts it.
-fn pkcs8_block<'a>(file: &'a [u8], path: &Path) -> Result<&'a [u8]> {
+/// No private key, an encrypted one (a server cannot ask for its passphrase), a kind
+/// OpenSSL does not read, or a damaged block.
+fn read_private_key(file: &[u8], path: &Path) -> Result<PKey<Private>> {
+    let block = private_key_block(file, path)?;
+    // A callback that gives no passphrase, so OpenSSL can never stop to prompt for one on
+    // the server's terminal.
+    PKey::private_key_from_pem_callback(block, |_| Ok(0)).map_err(|_| {
+        anyhow!("the key is damaged (its PEM block does not decode; make or copy it again)")
+    })
+}
+
+/// The first private-key PEM block of `file`, if it is one serve-pop can use.
+fn private_key_block<'a>(file: &'a [u8], path: &Path) -> Result<&'a [u8]> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     let mut search = 0;
     while let Some(found) = memchr::memmem::find(&file[search..], BEGIN) {
@@ -94,21 +138,23 @@ fn pkcs8_block<'a>(file: &'a [u8], path: &Path) -> Result<&'a [u8]> {
             continue;
         }
         let path = path.display();
-        let command = format!("openssl pkcs8 -topk8 -nocrypt -in {path} -out {path}.pkcs8");
-        let convert = |what: &str| {
+        let encrypted = || {
             anyhow!(
-                "it is {what}, and serve-pop reads PKCS#8 keys (convert it: {command}, then use {path}.pkcs8)"
+                "it is encrypted, and the server cannot ask for its passphrase (write a decrypted copy that only the server can read: openssl pkey -in {path} -out {path}.plain, then use {path}.plain)"
             )
         };
+        let block = &file[start..];
         return match label.as_ref() {
-            "PRIVATE KEY" => Ok(&file[start..]),
-            "RSA PRIVATE KEY" => Err(convert("a PKCS#1 RSA key (BEGIN RSA PRIVATE KEY)")),
-            "EC PRIVATE KEY" => Err(convert("a SEC1 EC key (BEGIN EC PRIVATE KEY)")),
-            "ENCRYPTED PRIVATE KEY" => Err(anyhow!(
-                "it is encrypted, and the server cannot ask for its passphrase (write a decrypted copy that only the server can read: {command}, then use {path}.pkcs8)"
-            )),
+            "ENCRYPTED PRIVATE KEY" => Err(encrypted()),
+            // A traditional PKCS#1 or SEC1 key encrypted by OpenSSL says so in a header.
+            "RSA PRIVATE KEY" | "EC PRIVATE KEY"
+                if memchr::memmem::find(block, b"Proc-Type: 4,ENCRYPTED").is_some() =>
+            {
+                Err(encrypted())
+            }
+            "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => Ok(block),
             other => Err(anyhow!(
-                "a {} is not supported (serve-pop reads PKCS#8 keys: -----BEGIN PRIVATE KEY-----)",
+                "a {} is not supported (serve-pop reads PEM keys: BEGIN PRIVATE KEY, BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY)",
                 crate::pop3::protocol::escape_controls(other)
             )),
         };
@@ -122,31 +168,38 @@ fn pkcs8_block<'a>(file: &'a [u8], path: &Path) -> Result<&'a [u8]> {
 mod tests {
     use super::*;
 
+    fn block(file: &str) -> Result<&[u8]> {
+        private_key_block(file.as_bytes(), Path::new("k.pem"))
+    }
+
     fn problem(file: &str) -> String {
-        format!(
-            "{:#}",
-            pkcs8_block(file.as_bytes(), Path::new("k.pem")).unwrap_err()
-        )
+        format!("{:#}", block(file).unwrap_err())
     }
 
     #[test]
-    fn the_pkcs8_block_is_found_after_other_text() {
+    fn the_key_block_is_found_after_other_text_in_each_plain_form() {
         let file = "Bag Attributes\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n";
-        let block = pkcs8_block(file.as_bytes(), Path::new("k.pem")).unwrap();
-        assert!(block.starts_with(b"-----BEGIN PRIVATE KEY-----\nBBBB"));
+        assert!(block(file)
+            .unwrap()
+            .starts_with(b"-----BEGIN PRIVATE KEY-----\nBBBB"));
+        for label in ["RSA PRIVATE KEY", "EC PRIVATE KEY"] {
+            let file = format!("-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n");
+            assert!(block(&file).is_ok(), "{label}");
+        }
     }
 
     #[test]
-    fn other_key_formats_name_the_conversion() {
-        let pkcs1 =
-            problem("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n");
-        assert!(pkcs1.contains("PKCS#1"), "{pkcs1}");
+    fn encrypted_and_foreign_keys_say_what_to_do() {
+        let encrypted = problem("-----BEGIN ENCRYPTED PRIVATE KEY-----\n");
+        assert!(encrypted.contains("passphrase"), "{encrypted}");
         assert!(
-            pkcs1.contains("openssl pkcs8 -topk8 -nocrypt -in k.pem -out k.pem.pkcs8"),
-            "{pkcs1}"
+            encrypted.contains("openssl pkey -in k.pem -out k.pem.plain"),
+            "{encrypted}"
         );
-        assert!(problem("-----BEGIN EC PRIVATE KEY-----\n").contains("SEC1 EC key"));
-        assert!(problem("-----BEGIN ENCRYPTED PRIVATE KEY-----\n").contains("passphrase"));
+        let legacy = problem(
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n",
+        );
+        assert!(legacy.contains("passphrase"), "{legacy}");
         assert!(problem("-----BEGIN OPENSSH PRIVATE KEY-----\n").contains("OPENSSH"));
         assert!(problem("garbage").starts_with("no private key found"));
         assert!(problem("-----BEGIN CERTIFICATE-----\n").starts_with("no private key found"));
