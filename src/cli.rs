@@ -77,7 +77,9 @@ Examples:
   mailtool imap-unread --host 127.0.0.1 --user asterix --raw > saved.mbox
 
 The password comes from --password-file, else $MAILTOOL_PASSWORD, else a prompt on a terminal.
-Only mails that were completely printed are deleted, by UID, and nothing else.")]
+Only mails that were completely printed are deleted, by UID, and nothing else; if stdout fails
+(or its reader quits early), nothing is deleted. A file on stdout is synced to disk before the
+first deletion.")]
     ImapUnread(ImapUnreadArgs),
 
     /// Show headers, decoded subjects, MIME structure and attachments of mails.
