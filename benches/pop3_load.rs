@@ -240,10 +240,7 @@ impl Measured {
     fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort_unstable();
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+        support::percentile(&sorted, p).unwrap_or(Duration::ZERO)
     }
 
     fn sessions_per_second(&self) -> f64 {

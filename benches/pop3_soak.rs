@@ -387,11 +387,9 @@ fn session(
     Ok(())
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    f64::from(sorted[((sorted.len() - 1) as f64 * p).round() as usize]) / 1000.0
+/// Milliseconds at quantile `p` of ascending `micros`.
+fn percentile_ms(micros: &[u32], p: f64) -> f64 {
+    support::percentile(micros, p).map_or(0.0, |value| f64::from(value) / 1000.0)
 }
 
 fn main() {
@@ -521,9 +519,9 @@ fn main() {
         println!(
             "| {command} | {} | {:.2} | {:.2} | {:.2} |",
             values.len(),
-            percentile(&values, 0.5),
-            percentile(&values, 0.99),
-            percentile(&values, 1.0)
+            percentile_ms(&values, 0.5),
+            percentile_ms(&values, 0.99),
+            percentile_ms(&values, 1.0)
         );
     }
     println!();

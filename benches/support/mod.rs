@@ -101,3 +101,10 @@ fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// The value at quantile `p` (0.0 to 1.0) of ascending `sorted`, the nearest rank rounded,
+/// so that both benches mean the same by "p99"; `None` when there is no value.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    Some(sorted[(last as f64 * p).round() as usize])
+}
