@@ -1,5 +1,5 @@
 //! What the POP3 benches share: `mailtool serve-pop` as a child process on a free loopback
-//! port, and its memory as the kernel reports it in /proc.
+//! port, its memory as the kernel reports it in /proc, and what a latency percentile means.
 //!
 //! The server is the binary cargo built for this bench (so `cargo bench` measures the release
 //! build), ready once it has printed the address it listens on, and killed when dropped so
