@@ -15,17 +15,19 @@
 
 #[path = "../tests/support/dovecot.rs"]
 mod dovecot;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mailtool::store::{Store, UserName};
+use support::{rss_kib, ServePop};
 
 const USERS: usize = 64;
 const MESSAGES: usize = 100;
@@ -123,62 +125,6 @@ fn copy_tree(from: &Path, to: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-/// serve-pop as a child process, killed on drop.
-struct ServePop {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServePop {
-    fn start(store: &Path, log: &Path) -> ServePop {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailtool"))
-            .arg("--store")
-            .arg(store)
-            .args(["serve-pop", "--port", "0"])
-            .args([
-                "--max-connections",
-                "20000",
-                "--max-connections-per-ip",
-                "20000",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("address line")
-            .parse()
-            .unwrap();
-        ServePop { child, addr }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(self.child.id())
-    }
-}
-
-impl Drop for ServePop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// One POP3 client connection, reading with a large buffer.
@@ -294,10 +240,7 @@ impl Measured {
     fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort_unstable();
-        if sorted.is_empty() {
-            return Duration::ZERO;
-        }
-        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+        support::percentile(&sorted, p).unwrap_or(Duration::ZERO)
     }
 
     fn sessions_per_second(&self) -> f64 {
@@ -456,7 +399,7 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     eprintln!("Dovecot pop3-login service_count = {effective}");
-    let ours = ServePop::start(&ours_path, &dir.path().join("serve-pop.log"));
+    let ours = ServePop::start(&ours_path, 20_000, &dir.path().join("serve-pop.log"));
     let dovecot_addr: SocketAddr = ([127, 0, 0, 1], dovecot.pop3_port).into();
     if options.pin {
         // Every process of Dovecot's group (and, through inheritance, the ones it forks
@@ -469,7 +412,7 @@ fn main() {
         for pid in String::from_utf8_lossy(&group.stdout).split_whitespace() {
             pin(pid.parse().unwrap(), 0);
         }
-        pin(ours.child.id(), 0);
+        pin(ours.pid(), 0);
         pin(std::process::id(), 1);
     }
 
@@ -485,9 +428,9 @@ fn main() {
     let dovecot_group = dovecot.master_pid();
     for r in 0..options.rounds {
         eprintln!("round {} of {}", r + 1, options.rounds);
-        let cpu = cpu_seconds(ours.child.id());
+        let cpu = cpu_seconds(ours.pid());
         load(ours.addr, &users, &options, round, &mut ours_measured);
-        ours_measured.server_cpu += cpu_seconds(ours.child.id()) - cpu;
+        ours_measured.server_cpu += cpu_seconds(ours.pid()) - cpu;
         let cpu = group_cpu_seconds(dovecot_group);
         load(dovecot_addr, &users, &options, round, &mut dovecot_measured);
         dovecot_measured.server_cpu += group_cpu_seconds(dovecot_group) - cpu;
@@ -577,7 +520,7 @@ fn big_message(store_path: &Path, server: &ServePop) {
     let before = server.rss_kib();
     let peak = Arc::new(AtomicU64::new(before));
     let done = Arc::new(AtomicBool::new(false));
-    let pid = server.child.id();
+    let pid = server.pid();
     let sampler = {
         let (peak, done) = (peak.clone(), done.clone());
         thread::spawn(move || {

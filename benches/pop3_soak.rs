@@ -20,12 +20,13 @@
 //!
 //! It exits non-zero when a check fails, so it can gate a release.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use mailtool::store::{Store, UserName};
 use md5::{Digest, Md5};
+use support::ServePop;
 
 struct Options {
     users: usize,
@@ -185,62 +187,6 @@ fn snapshot(root: &Path) -> BTreeMap<String, [u8; 16]> {
         }
     }
     all
-}
-
-struct ServePop {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServePop {
-    fn start(store: &Path, users: usize, log: &Path) -> ServePop {
-        let limit = (users * 2).to_string();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailtool"))
-            .arg("--store")
-            .arg(store)
-            .args(["serve-pop", "--port", "0"])
-            .args([
-                "--max-connections",
-                &limit,
-                "--max-connections-per-ip",
-                &limit,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        ServePop { child, addr }
-    }
-
-    /// (VmRSS, VmHWM) in KiB.
-    fn memory_kib(&self) -> (u64, u64) {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for ServePop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Why a session went wrong.
@@ -441,11 +387,9 @@ fn session(
     Ok(())
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    f64::from(sorted[((sorted.len() - 1) as f64 * p).round() as usize]) / 1000.0
+/// Milliseconds at quantile `p` of ascending `micros`.
+fn percentile_ms(micros: &[u32], p: f64) -> f64 {
+    support::percentile(micros, p).map_or(0.0, |value| f64::from(value) / 1000.0)
 }
 
 fn main() {
@@ -455,8 +399,8 @@ fn main() {
     let mailboxes = Arc::new(build_store(&store_path, &options));
     let before = snapshot(&store_path);
     let log = dir.path().join("serve-pop.log");
-    let server = ServePop::start(&store_path, options.users, &log);
-    let (rss_idle, _) = server.memory_kib();
+    let mut server = ServePop::start(&store_path, options.users * 2, &log);
+    let rss_idle = server.rss_kib();
 
     let stop = Arc::new(AtomicBool::new(false));
     let sessions = Arc::new(AtomicU64::new(0));
@@ -514,7 +458,7 @@ fn main() {
     let mut open_samples = Vec::new();
     while started.elapsed() < Duration::from_secs(options.seconds) {
         thread::sleep(Duration::from_millis(250));
-        rss_peak = rss_peak.max(server.memory_kib().0);
+        rss_peak = rss_peak.max(server.rss_kib());
         open_samples.push(established_connections(addr.port()));
     }
     stop.store(true, Ordering::Relaxed);
@@ -523,13 +467,10 @@ fn main() {
         latencies.merge(client.join().unwrap());
     }
     let elapsed = started.elapsed();
-    let (rss_end, hwm) = server.memory_kib();
+    let (rss_end, hwm) = (server.rss_kib(), server.peak_rss_kib());
 
-    // Stop the server as an operator would, then compare the store with the snapshot.
-    let mut server = server;
-    // SAFETY: kill(2) on our own child process.
-    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
-    let status = server.child.wait().unwrap();
+    // Stopped first, so that nothing writes to the store while it is compared.
+    let status = server.terminate();
     let after = snapshot(&store_path);
     let changed = before
         .iter()
@@ -578,9 +519,9 @@ fn main() {
         println!(
             "| {command} | {} | {:.2} | {:.2} | {:.2} |",
             values.len(),
-            percentile(&values, 0.5),
-            percentile(&values, 0.99),
-            percentile(&values, 1.0)
+            percentile_ms(&values, 0.5),
+            percentile_ms(&values, 0.99),
+            percentile_ms(&values, 1.0)
         );
     }
     println!();
