@@ -8,7 +8,7 @@
 //! connections.
 //!
 //! ```text
-//! cargo bench --bench pop3_load -- [--seconds 10] [--clients 16] [--rounds 10] [--pipeline] [--no-extras]
+//! cargo bench --bench pop3_load -- [--seconds 10] [--clients 16] [--rounds 10] [--pipeline] [--no-extras] [--pin]
 //! ```
 //!
 //! `--seconds` is the measured time per server, split into `--rounds` alternating rounds.
@@ -44,6 +44,9 @@ struct Options {
     pin: bool,
 }
 
+const USAGE: &str =
+    "cargo bench --bench pop3_load -- [--seconds 10] [--clients 16] [--rounds 10] [--pipeline] [--no-extras] [--pin]";
+
 fn options() -> Options {
     let mut options = Options {
         seconds: 10.0,
@@ -63,8 +66,16 @@ fn options() -> Options {
             "--no-extras" => options.extras = false,
             "--pipeline" => options.pipeline = true,
             "--pin" => options.pin = true,
-            // cargo bench passes --bench; ignore it and anything else of the harness's.
-            _ => {}
+            "--help" | "-h" => {
+                println!("usage: {USAGE}");
+                std::process::exit(0);
+            }
+            // cargo bench passes --bench to every bench.
+            "--bench" => {}
+            other => {
+                eprintln!("error: unknown option {other} (usage: {USAGE})");
+                std::process::exit(2);
+            }
         }
     }
     assert!(

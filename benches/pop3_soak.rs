@@ -43,6 +43,9 @@ struct Options {
     ramp_up: f64,
 }
 
+const USAGE: &str =
+    "cargo bench --bench pop3_soak -- [--users 1000] [--seconds 60] [--messages 8] [--ramp-up 2]";
+
 fn options() -> Options {
     let mut options = Options {
         users: 1000,
@@ -58,8 +61,16 @@ fn options() -> Options {
             "--seconds" => options.seconds = value().parse().expect("--seconds SECS"),
             "--messages" => options.messages = value().parse().expect("--messages N"),
             "--ramp-up" => options.ramp_up = value().parse().expect("--ramp-up SECS"),
-            // cargo bench passes --bench; ignore the harness's flags.
-            _ => {}
+            "--help" | "-h" => {
+                println!("usage: {USAGE}");
+                std::process::exit(0);
+            }
+            // cargo bench passes --bench to every bench.
+            "--bench" => {}
+            other => {
+                eprintln!("error: unknown option {other} (usage: {USAGE})");
+                std::process::exit(2);
+            }
         }
     }
     assert!(options.users > 0 && options.messages > 0);
