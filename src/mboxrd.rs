@@ -37,10 +37,7 @@ impl<W: Write> MboxWriter<W> {
         writeln!(self.out, "From {sender} {asctime}")?;
         let mut rest = message;
         while !rest.is_empty() {
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(rest.len(), |i| i + 1);
+            let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
             let (line, tail) = rest.split_at(end);
             if is_from_line(line) {
                 self.out.write_all(b">")?;
