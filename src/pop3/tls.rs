@@ -144,11 +144,14 @@ fn private_key_block<'a>(file: &'a [u8], path: &Path) -> Result<&'a [u8]> {
             )
         };
         let block = &file[start..];
+        // Only this block's own headers count, not a later block of the same file.
+        let this_block =
+            memchr::memmem::find(block, b"-----END ").map_or(block, |end| &block[..end]);
         return match label.as_ref() {
             "ENCRYPTED PRIVATE KEY" => Err(encrypted()),
             // A traditional PKCS#1 or SEC1 key encrypted by OpenSSL says so in a header.
             "RSA PRIVATE KEY" | "EC PRIVATE KEY"
-                if memchr::memmem::find(block, b"Proc-Type: 4,ENCRYPTED").is_some() =>
+                if memchr::memmem::find(this_block, b"Proc-Type: 4,ENCRYPTED").is_some() =>
             {
                 Err(encrypted())
             }
