@@ -66,16 +66,7 @@ fn options() -> Options {
             "--no-extras" => options.extras = false,
             "--pipeline" => options.pipeline = true,
             "--pin" => options.pin = true,
-            "--help" | "-h" => {
-                println!("usage: {USAGE}");
-                std::process::exit(0);
-            }
-            // cargo bench passes --bench to every bench.
-            "--bench" => {}
-            other => {
-                eprintln!("error: unknown option {other} (usage: {USAGE})");
-                std::process::exit(2);
-            }
+            other => support::not_an_option(other, USAGE),
         }
     }
     assert!(

@@ -61,16 +61,7 @@ fn options() -> Options {
             "--seconds" => options.seconds = value().parse().expect("--seconds SECS"),
             "--messages" => options.messages = value().parse().expect("--messages N"),
             "--ramp-up" => options.ramp_up = value().parse().expect("--ramp-up SECS"),
-            "--help" | "-h" => {
-                println!("usage: {USAGE}");
-                std::process::exit(0);
-            }
-            // cargo bench passes --bench to every bench.
-            "--bench" => {}
-            other => {
-                eprintln!("error: unknown option {other} (usage: {USAGE})");
-                std::process::exit(2);
-            }
+            other => support::not_an_option(other, USAGE),
         }
     }
     assert!(options.users > 0 && options.messages > 0);

@@ -108,3 +108,20 @@ pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     let last = sorted.len().checked_sub(1)?;
     Some(sorted[(last as f64 * p).round() as usize])
 }
+
+/// A command-line word no option of the bench matched: `--help` prints `usage` and exits,
+/// the `--bench` that cargo passes to every bench is ignored, and anything else is an error,
+/// rather than the start of a long run with defaults.
+pub fn not_an_option(arg: &str, usage: &str) {
+    match arg {
+        "--help" | "-h" => {
+            println!("usage: {usage}");
+            std::process::exit(0);
+        }
+        "--bench" => {}
+        other => {
+            eprintln!("error: unknown option {other} (usage: {usage})");
+            std::process::exit(2);
+        }
+    }
+}
