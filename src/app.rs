@@ -40,7 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Mbox(command) => run_mbox(&store, command, &mut printer)?,
         Command::ServePop(args) => return crate::pop3::run(&store, &args, format),
-        Command::ImapUnread(args) => return crate::imap::run(&args, format),
+        Command::ImapUnread(args) => return crate::unread::run(&args, format),
         Command::Inspect(args) => return crate::inspect::run(&store, &args, format),
     }
     Ok(ExitStatus::Success)

@@ -12,9 +12,12 @@
 //! - [`mbox`]: the `mbox` subcommands that manage the store.
 //! - [`mboxrd`]: reading and writing mboxrd, the framing `--mbox` and `--raw` use.
 //! - [`demo`]: the demo store embedded in the binary.
-//! - [`pop3`]: the POP3 server: a sans-I/O protocol core and a tokio shell around it.
-//! - [`imap`]: the IMAP unread sweeper.
+//! - [`server`]: the protocol-agnostic server shell every server runs in: listeners,
+//!   limits, TLS, timeouts, shutdown, log and trace.
+//! - [`pop3`]: the POP3 server: a sans-I/O protocol core and its connection driver.
+//! - [`imap`]: the IMAP server: a sans-I/O session and its connection driver.
 //! - [`inspect`]: mail parsing and summaries.
+//! - [`unread`]: `imap-unread`, the IMAP unread sweeper (an IMAP client).
 
 pub mod app;
 pub mod cli;
@@ -26,4 +29,6 @@ pub mod mbox;
 pub mod mboxrd;
 pub mod output;
 pub mod pop3;
+pub mod server;
 pub mod store;
+pub mod unread;

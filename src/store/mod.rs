@@ -4,16 +4,23 @@
 //!
 //! ```text
 //! STORE/passwd              Dovecot passwd-file: name:{PLAIN}password[:uid:gid:...]
-//! STORE/<name>/{tmp,new,cur} each user's Maildir; flags after ":2," in file names
+//! STORE/<name>/{tmp,new,cur} each user's Maildir (INBOX); flags after ":2," in file names
+//! STORE/<name>/.<Folder>/    further mailboxes, Maildir++ (".Parent.Child", modified UTF-7)
+//! STORE/<name>/dovecot-uidlist, dovecot-keywords, subscriptions   as Dovecot writes them
 //! ```
 //!
 //! [`passwd`] reads and rewrites the user list (atomically, under a lock), [`maildir`] lists,
 //! streams, flags, removes and delivers messages, [`lock`] provides the cross-process locks,
-//! and [`user_name`] is the one rule for which user names exist.
+//! [`user_name`] is the one rule for which user names exist. For IMAP, [`folders`] keeps a
+//! user's mailboxes in Dovecot's Maildir++ layout, [`uidlist`] their UIDs in
+//! `dovecot-uidlist`, and [`keywords`] their keyword names in `dovecot-keywords`.
 
+pub mod folders;
+pub mod keywords;
 pub mod lock;
 pub mod maildir;
 pub mod passwd;
+pub mod uidlist;
 pub mod user_name;
 
 use std::fmt;
@@ -25,7 +32,10 @@ use std::path::{Path, PathBuf};
 use subtle::ConstantTimeEq;
 
 pub use maildir::{Delivery, Folder, Maildir, MessageEntry};
+pub use folders::{MailboxInfo, Mailboxes};
+pub use keywords::Keywords;
 pub use passwd::PasswdFile;
+pub use uidlist::{ChangeStamp, Snapshot, UidMessage};
 pub use user_name::UserName;
 
 /// What can go wrong with the store; each message names the thing and, where there is one,
@@ -60,6 +70,17 @@ pub enum StoreError {
     },
     MailboxBusy {
         name: UserName,
+    },
+    /// An IMAP mailbox (folder) name that cannot exist.
+    InvalidMailboxName {
+        name: String,
+        reason: &'static str,
+    },
+    NoSuchMailbox {
+        name: String,
+    },
+    MailboxExists {
+        name: String,
     },
     Io {
         action: String,
@@ -131,6 +152,14 @@ impl fmt::Display for StoreError {
                 f,
                 "mailbox of '{name}' is in use by another session (try again when it ends)"
             ),
+            StoreError::InvalidMailboxName { name, reason } => {
+                write!(f, "invalid mailbox name {name:?} ({reason})")
+            }
+            StoreError::NoSuchMailbox { name } => write!(
+                f,
+                "no mailbox {name:?} (LIST \"\" \"*\" shows them; CREATE makes one)"
+            ),
+            StoreError::MailboxExists { name } => write!(f, "mailbox {name:?} already exists"),
             StoreError::Io {
                 action,
                 path,

@@ -1,0 +1,1 @@
+//! The connection driver: plugs [`super::session::Session`] into the shared server shell.
