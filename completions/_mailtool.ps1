@@ -28,6 +28,8 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('serve-pop', 'serve-pop', [CompletionResultType]::ParameterValue, 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)')
+            [CompletionResult]::new('serve-imap', 'serve-imap', [CompletionResultType]::ParameterValue, 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3 and IMAP together on one store, in one process')
             [CompletionResult]::new('imap-unread', 'imap-unread', [CompletionResultType]::ParameterValue, 'Print every unread mail of an IMAP mailbox, then delete exactly those mails')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show headers, decoded subjects, MIME structure and attachments of mails')
             [CompletionResult]::new('mbox', 'mbox', [CompletionResultType]::ParameterValue, 'Manage the store: users, passwords, delivery')
@@ -36,19 +38,62 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             break
         }
         'mailtool;serve-pop' {
-            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The address to listen on')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port (0 picks a free one; the chosen address is printed)')
+            [CompletionResult]::new('--tls-port', '--tls-port', [CompletionResultType]::ParameterName, 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a session that sends nothing for this long (RFC 1939 asks for at least 600)')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The address to listen on')
             [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most sessions served at once; further clients wait to be accepted')
             [CompletionResult]::new('--max-connections-per-ip', '--max-connections-per-ip', [CompletionResultType]::ParameterName, 'Most sessions at once from one client address')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'How to write the session log on stderr')
-            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'PEM certificate chain, server certificate first: enables STLS on --port (and allows --tls-port)')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'PEM certificate chain, server certificate first: enables STARTTLS (POP3''s STLS) on the plain port (and allows the TLS ports)')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)')
-            [CompletionResult]::new('--tls-port', '--tls-port', [CompletionResultType]::ParameterName, 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The mail store: a directory holding `passwd` and one Maildir per user')
             [CompletionResult]::new('--demo', '--demo', [CompletionResultType]::ParameterName, 'Serve a fresh temporary copy of the embedded demo store instead of --store')
             [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Print the live dialogue of every session on stderr (passwords masked)')
-            [CompletionResult]::new('--require-tls', '--require-tls', [CompletionResultType]::ParameterName, 'Refuse USER, PASS, APOP and AUTH until the session is encrypted (after STLS, or on --tls-port)')
+            [CompletionResult]::new('--require-tls', '--require-tls', [CompletionResultType]::ParameterName, 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print results as JSON, one object per line, on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mailtool;serve-imap' {
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port (0 picks a free one; the chosen address is printed)')
+            [CompletionResult]::new('--tls-port', '--tls-port', [CompletionResultType]::ParameterName, 'Also serve implicit TLS (IMAPS, conventionally 993) on this port (0 picks a free one)')
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a session that sends nothing for this long (RFC 3501''s autologout: at least 30 minutes)')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The address to listen on')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most sessions served at once; further clients wait to be accepted')
+            [CompletionResult]::new('--max-connections-per-ip', '--max-connections-per-ip', [CompletionResultType]::ParameterName, 'Most sessions at once from one client address')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'How to write the session log on stderr')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'PEM certificate chain, server certificate first: enables STARTTLS (POP3''s STLS) on the plain port (and allows the TLS ports)')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The mail store: a directory holding `passwd` and one Maildir per user')
+            [CompletionResult]::new('--demo', '--demo', [CompletionResultType]::ParameterName, 'Serve a fresh temporary copy of the embedded demo store instead of --store')
+            [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Print the live dialogue of every session on stderr (passwords masked)')
+            [CompletionResult]::new('--require-tls', '--require-tls', [CompletionResultType]::ParameterName, 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print results as JSON, one object per line, on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mailtool;serve' {
+            [CompletionResult]::new('--pop-port', '--pop-port', [CompletionResultType]::ParameterName, 'The POP3 port (0 picks a free one)')
+            [CompletionResult]::new('--imap-port', '--imap-port', [CompletionResultType]::ParameterName, 'The IMAP port (0 picks a free one)')
+            [CompletionResult]::new('--pop-tls-port', '--pop-tls-port', [CompletionResultType]::ParameterName, 'Also serve POP3S (implicit TLS) on this port')
+            [CompletionResult]::new('--imap-tls-port', '--imap-tls-port', [CompletionResultType]::ParameterName, 'Also serve IMAPS (implicit TLS) on this port')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The address to listen on')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most sessions served at once; further clients wait to be accepted')
+            [CompletionResult]::new('--max-connections-per-ip', '--max-connections-per-ip', [CompletionResultType]::ParameterName, 'Most sessions at once from one client address')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'How to write the session log on stderr')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'PEM certificate chain, server certificate first: enables STARTTLS (POP3''s STLS) on the plain port (and allows the TLS ports)')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The mail store: a directory holding `passwd` and one Maildir per user')
+            [CompletionResult]::new('--demo', '--demo', [CompletionResultType]::ParameterName, 'Serve a fresh temporary copy of the embedded demo store instead of --store')
+            [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Print the live dialogue of every session on stderr (passwords masked)')
+            [CompletionResult]::new('--require-tls', '--require-tls', [CompletionResultType]::ParameterName, 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print results as JSON, one object per line, on stdout')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -195,6 +240,8 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
         }
         'mailtool;help' {
             [CompletionResult]::new('serve-pop', 'serve-pop', [CompletionResultType]::ParameterValue, 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)')
+            [CompletionResult]::new('serve-imap', 'serve-imap', [CompletionResultType]::ParameterValue, 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3 and IMAP together on one store, in one process')
             [CompletionResult]::new('imap-unread', 'imap-unread', [CompletionResultType]::ParameterValue, 'Print every unread mail of an IMAP mailbox, then delete exactly those mails')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show headers, decoded subjects, MIME structure and attachments of mails')
             [CompletionResult]::new('mbox', 'mbox', [CompletionResultType]::ParameterValue, 'Manage the store: users, passwords, delivery')
@@ -203,6 +250,12 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             break
         }
         'mailtool;help;serve-pop' {
+            break
+        }
+        'mailtool;help;serve-imap' {
+            break
+        }
+        'mailtool;help;serve' {
             break
         }
         'mailtool;help;imap-unread' {

@@ -25,6 +25,8 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand serve-pop 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
+            cand serve-imap 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
+            cand serve 'Serve POP3 and IMAP together on one store, in one process'
             cand imap-unread 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
             cand inspect 'Show headers, decoded subjects, MIME structure and attachments of mails'
             cand mbox 'Manage the store: users, passwords, delivery'
@@ -32,19 +34,60 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mailtool;serve-pop'= {
-            cand --bind 'The address to listen on'
             cand --port 'The TCP port (0 picks a free one; the chosen address is printed)'
+            cand --tls-port 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)'
             cand --idle-timeout 'Close a session that sends nothing for this long (RFC 1939 asks for at least 600)'
+            cand --bind 'The address to listen on'
             cand --max-connections 'Most sessions served at once; further clients wait to be accepted'
             cand --max-connections-per-ip 'Most sessions at once from one client address'
             cand --log-format 'How to write the session log on stderr'
-            cand --tls-cert 'PEM certificate chain, server certificate first: enables STLS on --port (and allows --tls-port)'
+            cand --tls-cert 'PEM certificate chain, server certificate first: enables STARTTLS (POP3''s STLS) on the plain port (and allows the TLS ports)'
             cand --tls-key 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)'
-            cand --tls-port 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)'
             cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
             cand --demo 'Serve a fresh temporary copy of the embedded demo store instead of --store'
             cand --trace 'Print the live dialogue of every session on stderr (passwords masked)'
-            cand --require-tls 'Refuse USER, PASS, APOP and AUTH until the session is encrypted (after STLS, or on --tls-port)'
+            cand --require-tls 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;serve-imap'= {
+            cand --port 'The TCP port (0 picks a free one; the chosen address is printed)'
+            cand --tls-port 'Also serve implicit TLS (IMAPS, conventionally 993) on this port (0 picks a free one)'
+            cand --idle-timeout 'Close a session that sends nothing for this long (RFC 3501''s autologout: at least 30 minutes)'
+            cand --bind 'The address to listen on'
+            cand --max-connections 'Most sessions served at once; further clients wait to be accepted'
+            cand --max-connections-per-ip 'Most sessions at once from one client address'
+            cand --log-format 'How to write the session log on stderr'
+            cand --tls-cert 'PEM certificate chain, server certificate first: enables STARTTLS (POP3''s STLS) on the plain port (and allows the TLS ports)'
+            cand --tls-key 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)'
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --demo 'Serve a fresh temporary copy of the embedded demo store instead of --store'
+            cand --trace 'Print the live dialogue of every session on stderr (passwords masked)'
+            cand --require-tls 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;serve'= {
+            cand --pop-port 'The POP3 port (0 picks a free one)'
+            cand --imap-port 'The IMAP port (0 picks a free one)'
+            cand --pop-tls-port 'Also serve POP3S (implicit TLS) on this port'
+            cand --imap-tls-port 'Also serve IMAPS (implicit TLS) on this port'
+            cand --bind 'The address to listen on'
+            cand --max-connections 'Most sessions served at once; further clients wait to be accepted'
+            cand --max-connections-per-ip 'Most sessions at once from one client address'
+            cand --log-format 'How to write the session log on stderr'
+            cand --tls-cert 'PEM certificate chain, server certificate first: enables STARTTLS (POP3''s STLS) on the plain port (and allows the TLS ports)'
+            cand --tls-key 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)'
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --demo 'Serve a fresh temporary copy of the embedded demo store instead of --store'
+            cand --trace 'Print the live dialogue of every session on stderr (passwords masked)'
+            cand --require-tls 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
             cand --json 'Print results as JSON, one object per line, on stdout'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -174,6 +217,8 @@ set edit:completion:arg-completer[mailtool] = {|@words|
         }
         &'mailtool;help'= {
             cand serve-pop 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
+            cand serve-imap 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
+            cand serve 'Serve POP3 and IMAP together on one store, in one process'
             cand imap-unread 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
             cand inspect 'Show headers, decoded subjects, MIME structure and attachments of mails'
             cand mbox 'Manage the store: users, passwords, delivery'
@@ -181,6 +226,10 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mailtool;help;serve-pop'= {
+        }
+        &'mailtool;help;serve-imap'= {
+        }
+        &'mailtool;help;serve'= {
         }
         &'mailtool;help;imap-unread'= {
         }

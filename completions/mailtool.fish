@@ -29,28 +29,65 @@ complete -c mailtool -n "__fish_mailtool_needs_command" -l json -d 'Print result
 complete -c mailtool -n "__fish_mailtool_needs_command" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_needs_command" -s V -l version -d 'Print version'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve-pop" -d 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
+complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve-imap" -d 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
+complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve" -d 'Serve POP3 and IMAP together on one store, in one process'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "imap-unread" -d 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "inspect" -d 'Show headers, decoded subjects, MIME structure and attachments of mails'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "mbox" -d 'Manage the store: users, passwords, delivery'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l bind -d 'The address to listen on' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l port -d 'The TCP port (0 picks a free one; the chosen address is printed)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-port -d 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l idle-timeout -d 'Close a session that sends nothing for this long (RFC 1939 asks for at least 600)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l bind -d 'The address to listen on' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l max-connections -d 'Most sessions served at once; further clients wait to be accepted' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l max-connections-per-ip -d 'Most sessions at once from one client address' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l log-format -d 'How to write the session log on stderr' -r -f -a "text\t''
 json\t''"
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STLS on --port (and allows --tls-port)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STARTTLS (POP3\'s STLS) on the plain port (and allows the TLS ports)' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-port -d 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l require-tls -d 'Refuse USER, PASS, APOP and AUTH until the session is encrypted (after STLS, or on --tls-port)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l require-tls -d 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -s V -l version -d 'Print version'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l port -d 'The TCP port (0 picks a free one; the chosen address is printed)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l tls-port -d 'Also serve implicit TLS (IMAPS, conventionally 993) on this port (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l idle-timeout -d 'Close a session that sends nothing for this long (RFC 3501\'s autologout: at least 30 minutes)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l bind -d 'The address to listen on' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l max-connections -d 'Most sessions served at once; further clients wait to be accepted' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l max-connections-per-ip -d 'Most sessions at once from one client address' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l log-format -d 'How to write the session log on stderr' -r -f -a "text\t''
+json\t''"
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STARTTLS (POP3\'s STLS) on the plain port (and allows the TLS ports)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l require-tls -d 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l json -d 'Print results as JSON, one object per line, on stdout'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -s h -l help -d 'Print help'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -s V -l version -d 'Print version'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l pop-port -d 'The POP3 port (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l imap-port -d 'The IMAP port (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l pop-tls-port -d 'Also serve POP3S (implicit TLS) on this port' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l imap-tls-port -d 'Also serve IMAPS (implicit TLS) on this port' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l bind -d 'The address to listen on' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l max-connections -d 'Most sessions served at once; further clients wait to be accepted' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l max-connections-per-ip -d 'Most sessions at once from one client address' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l log-format -d 'How to write the session log on stderr' -r -f -a "text\t''
+json\t''"
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STARTTLS (POP3\'s STLS) on the plain port (and allows the TLS ports)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l require-tls -d 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l json -d 'Print results as JSON, one object per line, on stdout'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c mailtool -n "__fish_mailtool_using_subcommand imap-unread" -l host -d 'The IMAP server\'s host name or address' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand imap-unread" -l port -d 'The port [default: 143, or 993 with --tls]' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand imap-unread" -l user -d 'The IMAP user name' -r
@@ -122,12 +159,14 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -l store 
 complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop imap-unread inspect mbox completions help" -f -a "serve-pop" -d 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop imap-unread inspect mbox completions help" -f -a "imap-unread" -d 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop imap-unread inspect mbox completions help" -f -a "inspect" -d 'Show headers, decoded subjects, MIME structure and attachments of mails'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop imap-unread inspect mbox completions help" -f -a "mbox" -d 'Manage the store: users, passwords, delivery'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop imap-unread inspect mbox completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop imap-unread inspect mbox completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "serve-pop" -d 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "serve-imap" -d 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "serve" -d 'Serve POP3 and IMAP together on one store, in one process'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "imap-unread" -d 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "inspect" -d 'Show headers, decoded subjects, MIME structure and attachments of mails'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "mbox" -d 'Manage the store: users, passwords, delivery'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "add-user" -d 'Create a user: a passwd line and an empty Maildir'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "del-user" -d 'Remove a user and, unless --keep-mail, their mailbox'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "passwd" -d 'Change a user\'s password'

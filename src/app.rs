@@ -28,7 +28,9 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
     // clear-text passwords.
     let serves_store = match &cli.command {
         Command::Mbox(_) => true,
-        Command::ServePop(args) => !args.demo,
+        Command::ServePop(args) => !args.server.demo,
+        Command::ServeImap(args) => !args.server.demo,
+        Command::Serve(args) => !args.server.demo,
         _ => false,
     };
     if serves_store {
@@ -40,6 +42,8 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Mbox(command) => run_mbox(&store, command, &mut printer)?,
         Command::ServePop(args) => return crate::pop3::run(&store, &args, format),
+        Command::ServeImap(args) => return crate::imap::run(&store, &args, format),
+        Command::Serve(args) => return crate::serve::run(&store, &args, format),
         Command::ImapUnread(args) => return crate::unread::run(&args, format),
         Command::Inspect(args) => return crate::inspect::run(&store, &args, format),
     }

@@ -69,6 +69,33 @@ is 1.2 or 1.3; the key may be PKCS#8, PKCS#1 RSA or SEC1 EC PEM, but not encrypt
 a copy with openssl pkey -in key.pem -out key.plain.pem)")]
     ServePop(ServePopArgs),
 
+    /// Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE,
+    /// LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS).
+    #[command(after_help = "\
+Examples:
+  mailtool serve-imap --demo --port 1430       a throwaway copy of the demo store
+  mailtool --store ./mailstore serve-imap --port 1430 --trace
+  curl imap://asterix:potion@127.0.0.1:1430/INBOX -X 'FETCH 1:* (FLAGS)'
+  nc -C 127.0.0.1 1430                         then type: a1 LOGIN asterix potion
+  mailtool serve-imap --demo --port 1430 --tls-port 9930 --tls-cert cert.pem --tls-key key.pem
+                                               STARTTLS on 1430, implicit TLS (IMAPS) on 9930
+
+The store is shared with serve-pop and Dovecot: mailboxes are Maildir++ folders, UIDs live in
+dovecot-uidlist and keywords in dovecot-keywords, exactly as Dovecot keeps them. The server
+prints the addresses it listens on to stdout, logs one line per session event to stderr, and
+stops cleanly on Ctrl-C or SIGTERM.")]
+    ServeImap(ServeImapArgs),
+
+    /// Serve POP3 and IMAP together on one store, in one process.
+    #[command(after_help = "\
+Examples:
+  mailtool serve --demo --pop-port 1100 --imap-port 1430
+  mailtool --store ./mailstore serve --pop-port 0 --imap-port 0 --json
+
+Every protocol listens on its own port and prints its address to stdout, marked with the
+protocol; a mail read over POP3 shows as read over IMAP.")]
+    Serve(ServeArgs),
+
     /// Print every unread mail of an IMAP mailbox, then delete exactly those mails.
     #[command(after_help = "\
 Examples:
@@ -116,21 +143,73 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct ServePopArgs {
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
-    pub bind: IpAddr,
-
     /// The TCP port (0 picks a free one; the chosen address is printed).
     #[arg(long, default_value_t = 110, value_name = "N")]
     pub port: u16,
 
-    /// Serve a fresh temporary copy of the embedded demo store instead of --store.
-    #[arg(long)]
-    pub demo: bool,
+    /// Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one).
+    #[arg(long, value_name = "N", requires = "tls_cert")]
+    pub tls_port: Option<u16>,
 
     /// Close a session that sends nothing for this long (RFC 1939 asks for at least 600).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub idle_timeout: u64,
+
+    #[command(flatten)]
+    pub server: ServerOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeImapArgs {
+    /// The TCP port (0 picks a free one; the chosen address is printed).
+    #[arg(long, default_value_t = 143, value_name = "N")]
+    pub port: u16,
+
+    /// Also serve implicit TLS (IMAPS, conventionally 993) on this port (0 picks a free one).
+    #[arg(long, value_name = "N", requires = "tls_cert")]
+    pub tls_port: Option<u16>,
+
+    /// Close a session that sends nothing for this long (RFC 3501's autologout: at least 30
+    /// minutes).
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    pub idle_timeout: u64,
+
+    #[command(flatten)]
+    pub server: ServerOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The POP3 port (0 picks a free one).
+    #[arg(long, default_value_t = 110, value_name = "N")]
+    pub pop_port: u16,
+
+    /// The IMAP port (0 picks a free one).
+    #[arg(long, default_value_t = 143, value_name = "N")]
+    pub imap_port: u16,
+
+    /// Also serve POP3S (implicit TLS) on this port.
+    #[arg(long, value_name = "N", requires = "tls_cert")]
+    pub pop_tls_port: Option<u16>,
+
+    /// Also serve IMAPS (implicit TLS) on this port.
+    #[arg(long, value_name = "N", requires = "tls_cert")]
+    pub imap_tls_port: Option<u16>,
+
+    #[command(flatten)]
+    pub server: ServerOptions,
+}
+
+/// What every server command takes.
+#[derive(Debug, Args)]
+pub struct ServerOptions {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: IpAddr,
+
+    /// Serve a fresh temporary copy of the embedded demo store instead of --store.
+    #[arg(long)]
+    pub demo: bool,
 
     /// Most sessions served at once; further clients wait to be accepted.
     #[arg(long, default_value_t = 1024, value_name = "N")]
@@ -148,8 +227,8 @@ pub struct ServePopArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// PEM certificate chain, server certificate first: enables STLS on --port (and allows
-    /// --tls-port).
+    /// PEM certificate chain, server certificate first: enables STARTTLS (POP3's STLS) on the
+    /// plain port (and allows the TLS ports).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
@@ -157,17 +236,12 @@ pub struct ServePopArgs {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one).
-    #[arg(long, value_name = "N", requires = "tls_cert")]
-    pub tls_port: Option<u16>,
-
-    /// Refuse USER, PASS, APOP and AUTH until the session is encrypted (after STLS, or on
-    /// --tls-port).
+    /// Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port).
     #[arg(long, requires = "tls_cert")]
     pub require_tls: bool,
 }
 
-/// How serve-pop writes its session log.
+/// How the servers write their session log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,

@@ -252,9 +252,7 @@ fn connections_per_address_are_capped() {
     let reply = refused.read_line();
     assert!(reply.starts_with("-ERR [SYS/TEMP]"), "{reply}");
     assert!(refused.is_closed(Duration::from_secs(5)));
-    assert!(server
-        .stderr()
-        .contains("too many connections from this address"));
+    assert!(server.stderr_shows("too many connections from this address"));
 
     // The open sessions are unaffected, and a closed one frees its slot.
     let mut open = open;

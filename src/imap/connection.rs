@@ -1,1 +1,155 @@
-//! The connection driver: plugs [`super::session::Session`] into the shared server shell.
+//! The IMAP connection driver: plugs the sans-I/O [`Session`] into the shared server shell.
+//!
+//! It moves bytes between the [`Conn`] and the session and carries out what the session
+//! asks: send and go on (a FETCH being streamed), pause after a failed login, STARTTLS,
+//! close. While the client IDLEs it wakes the session about once a second so new mail is
+//! announced; on the idle timeout it sends RFC 3501's autologout `BYE` before closing.
+
+use std::time::Duration;
+
+use super::session::{Action, Session, SessionConfig};
+use crate::server::{Conn, Driver, End, Stream, TlsMode};
+use crate::store::Store;
+
+/// Bytes read from a client at a time: commands are short, and APPEND data arrives in
+/// chunks of this size straight into the message file.
+const READ_CHUNK: usize = 16 * 1024;
+/// How often an IDLE session looks for changes.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// IMAP as the server shell runs it.
+pub struct Imap {
+    /// The store every session serves.
+    pub store: Store,
+    /// Limits and offers handed to each session.
+    pub session: SessionConfig,
+}
+
+impl Driver for Imap {
+    fn protocol(&self) -> &'static str {
+        "imap"
+    }
+
+    fn too_many_from_address(&self) -> &'static [u8] {
+        b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+    }
+
+    async fn serve<S: Stream>(&self, conn: Conn<S>) -> End {
+        let mut session = Session::new(
+            self.store.clone(),
+            SessionConfig {
+                starttls: self.session.starttls && conn.can_start_tls(),
+                trace: conn.tracing(),
+                ..self.session.clone()
+            },
+        );
+        if conn.is_encrypted() {
+            session.tls_established();
+        }
+        let mut conn = conn;
+        session.greeting(&mut conn.out);
+        match run(&mut conn, &mut session).await {
+            Stop::End(end) => end,
+            Stop::StartTls => {
+                let mut conn = match conn.start_tls(TlsMode::StartTls).await {
+                    Ok(conn) => conn,
+                    Err(end) => return end,
+                };
+                session.tls_established();
+                match run(&mut conn, &mut session).await {
+                    Stop::End(end) => end,
+                    // An encrypted session refuses STARTTLS; end it rather than nest.
+                    Stop::StartTls => End::TlsFailed,
+                }
+            }
+        }
+    }
+}
+
+/// How [`run`] stopped.
+enum Stop {
+    End(End),
+    /// The session answered STARTTLS and has dropped whatever followed it.
+    StartTls,
+}
+
+/// Drive the session until the connection ends or the session asks for TLS.
+async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let action = session.next(&mut conn.out);
+        report(conn, session);
+        let step = match action {
+            Action::Flush => conn.flush().await,
+            Action::NeedInput => match read(conn, session, &mut buf).await {
+                Ok(n) => {
+                    session.receive(&buf[..n]);
+                    Ok(())
+                }
+                Err(end) => Err(end),
+            },
+            Action::Pause { delay, then_close } => {
+                if let Err(end) = conn.pause(delay).await {
+                    return Stop::End(end);
+                }
+                if then_close {
+                    Err(conn.close(End::TooManyFailures).await)
+                } else {
+                    Ok(())
+                }
+            }
+            Action::StartTls => match conn.flush().await {
+                Ok(()) => return Stop::StartTls,
+                Err(end) => Err(end),
+            },
+            Action::Close => Err(conn.close(End::Quit).await),
+        };
+        if let Err(end) = step {
+            return Stop::End(end);
+        }
+    }
+}
+
+/// Send what the session wrote, then wait for the client's next octets: at most the idle
+/// timeout (then the autologout `BYE`), waking the session every second while it IDLEs.
+async fn read<S: Stream>(
+    conn: &mut Conn<S>,
+    session: &mut Session,
+    buf: &mut [u8],
+) -> Result<usize, End> {
+    conn.flush().await?;
+    let idle_timeout = conn.config().idle_timeout;
+    let started = tokio::time::Instant::now();
+    loop {
+        let waited = started.elapsed();
+        if waited >= idle_timeout {
+            session.autologout(&mut conn.out);
+            return Err(conn.close(End::IdleTimeout).await);
+        }
+        let wait = if session.is_idling() {
+            IDLE_POLL.min(idle_timeout - waited)
+        } else {
+            idle_timeout - waited
+        };
+        if let Some(n) = conn.read_within(buf, wait).await? {
+            return Ok(n);
+        }
+        if session.is_idling() {
+            session.tick(&mut conn.out);
+            report(conn, session);
+            conn.flush().await?;
+        }
+    }
+}
+
+/// Trace the client's lines and log the session's events.
+fn report<S: Stream>(conn: &Conn<S>, session: &mut Session) {
+    if conn.tracing() {
+        for line in session.take_trace() {
+            conn.trace_input(&line);
+        }
+    }
+    for event in session.take_events() {
+        conn.log(&event);
+    }
+}

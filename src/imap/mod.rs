@@ -8,3 +8,76 @@ pub mod connection;
 pub mod message;
 pub mod search;
 pub mod session;
+
+use anyhow::Result;
+
+use crate::cli::ServeImapArgs;
+use crate::exit::ExitStatus;
+use crate::output::Format;
+use crate::server::launch::{self, Endpoint, Port, Setup};
+use crate::store::Store;
+pub use connection::Imap;
+
+/// `serve-imap`: check the certificate, bind, print the addresses, serve until SIGINT or
+/// SIGTERM.
+///
+/// # Errors
+/// The certificate or key cannot be used, the store is missing, an address cannot be bound,
+/// or the runtime cannot start.
+pub fn run(store: &Store, args: &ServeImapArgs, format: Format) -> Result<ExitStatus> {
+    let setup = Setup::new(store, &args.server)?;
+    let endpoint = bind(&setup, args.port, args.tls_port, "--port", "--tls-port")?;
+    setup.announce(format, &[("imap", &endpoint)])?;
+    launch::run(vec![server(
+        &setup,
+        endpoint,
+        args.idle_timeout,
+        args.server.require_tls,
+    )])?;
+    Ok(ExitStatus::Success)
+}
+
+/// Bind IMAP's ports; the option names are those of the command that chose them.
+///
+/// # Errors
+/// A port cannot be bound.
+pub fn bind(
+    setup: &Setup,
+    port: u16,
+    tls_port: Option<u16>,
+    port_option: &'static str,
+    tls_option: &'static str,
+) -> Result<Endpoint> {
+    setup.bind(
+        Port {
+            number: port,
+            option: port_option,
+            example: 1430,
+            conventional: 143,
+        },
+        tls_port.map(|number| Port {
+            number,
+            option: tls_option,
+            example: 9930,
+            conventional: 993,
+        }),
+    )
+}
+
+/// The IMAP server on `endpoint`, ready for [`launch::run`].
+pub fn server(
+    setup: &Setup,
+    endpoint: Endpoint,
+    idle_timeout: u64,
+    require_tls: bool,
+) -> launch::Server {
+    let driver = Imap {
+        store: setup.store.clone(),
+        session: session::SessionConfig {
+            starttls: setup.has_tls(),
+            require_tls,
+            ..session::SessionConfig::default()
+        },
+    };
+    launch::server(endpoint, driver, setup.shell_config(idle_timeout))
+}

@@ -409,20 +409,6 @@ impl BodyWriter {
     }
 }
 
-/// `text` with control characters escaped (`\u{1b}`), for showing what a peer sent on a
-/// terminal without letting it drive the terminal.
-pub fn escape_controls(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_default());
-        } else {
-            escaped.push(c);
-        }
-    }
-    escaped
-}
-
 /// The octets RETR sends for a message read from `reader`, before byte-stuffing.
 ///
 /// # Errors

@@ -16,7 +16,8 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
-use super::protocol::{escape_controls, parse_command, transfer_size, Command, Extent};
+use super::protocol::{parse_command, transfer_size, Command, Extent};
+use crate::server::escape_controls;
 use crate::store::lock::LockGuard;
 use crate::store::{Maildir, MessageEntry, Store, StoreError, UserName};
 

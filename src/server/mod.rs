@@ -1,1 +1,511 @@
-//! placeholder
+//! The protocol-agnostic server shell that serve-pop, serve-imap and serve-smtp run in.
+//!
+//! It binds, accepts under the connection limits (a semaphore permit taken before `accept`,
+//! and a count per client address), runs the TLS handshake of the implicit-TLS port, logs
+//! connects and disconnects, and shuts down gracefully on SIGINT/SIGTERM: every session is
+//! told through a broadcast channel, and the shell waits until all of them have dropped their
+//! end of an mpsc channel (mini-redis's pattern). Each protocol plugs in through one small
+//! trait, [`Driver`], and gets a [`Conn`]: the byte stream with the idle timeout, output
+//! buffering, STARTTLS, tracing and logging already done. Nothing here names a protocol, so
+//! a fourth one is a new folder, not an edit of this one.
+
+pub mod launch;
+pub mod log;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc, Semaphore};
+
+pub use log::{End, Log, LogFormat, TlsMode};
+pub use tls::{TlsAcceptor, TlsStream};
+
+use log::ShellEvent;
+
+/// How long a shutdown waits for sessions to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The longest a TLS handshake may take (or the idle timeout, if shorter): a client that
+/// stalls it holds a connection slot.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long closing waits to send TLS's close_notify and the TCP FIN.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The accept queue length asked of the kernel (capped by `net.core.somaxconn`).
+const LISTEN_QUEUE: libc::c_int = 1024;
+/// Output buffers that grew past this while streaming are shrunk back once sent, so an idle
+/// session does not keep a large buffer.
+const KEEP_OUTPUT_CAPACITY: usize = 256 * 1024;
+
+/// What the shell needs to know, shared by every connection of one server.
+pub struct ShellConfig {
+    /// Close a session after this long without input (or without reading our output).
+    pub idle_timeout: Duration,
+    /// Sessions at once; the next client is accepted when one ends.
+    pub max_connections: usize,
+    /// Sessions at once from one address; more are refused.
+    pub max_connections_per_ip: usize,
+    /// Print the dialogue of every session on stderr.
+    pub trace: bool,
+    /// How the session log is written on stderr.
+    pub log_format: LogFormat,
+    /// The certificate for STARTTLS and the implicit-TLS listener; `None` serves plain only.
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// The byte streams a driver may be handed: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// A protocol, as the shell sees it.
+pub trait Driver: Send + Sync + 'static {
+    /// The name in log and trace lines: `pop3`, `imap`, `smtp`.
+    fn protocol(&self) -> &'static str;
+
+    /// The line sent on the plain port to a client refused for having too many connections
+    /// open from its address (on the TLS port there is no plain way to say it).
+    fn too_many_from_address(&self) -> &'static [u8];
+
+    /// Serve one connection until it ends. `conn.is_encrypted()` tells whether it came in
+    /// over the implicit-TLS port (the handshake is done).
+    fn serve<S: Stream>(&self, conn: Conn<S>) -> impl Future<Output = End> + Send;
+}
+
+/// Bind `address` for a server. `option` names the flag that chose the port and `example`
+/// a port to suggest, for the hints of the two errors people meet.
+///
+/// # Errors
+/// The address cannot be bound, with a hint for a privileged or busy port.
+pub fn bind(address: SocketAddr, option: &str, example: u16) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address).map_err(|e| {
+        let hint = match e.kind() {
+            io::ErrorKind::PermissionDenied if address.port() < 1024 => format!(
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try {option} {example})"
+            ),
+            io::ErrorKind::AddrInUse => {
+                format!(" (another server is listening there; pick another {option}, or 0 for any free one)")
+            }
+            _ => String::new(),
+        };
+        anyhow::anyhow!("cannot listen on {address}: {e}{hint}")
+    })?;
+    // std listens with a queue of 128: a burst of more clients than that (the 1,000-client
+    // soak benchmark connects them at once) would leave some accepted by the kernel but never
+    // greeted. Listening again on a listening socket only changes its queue length.
+    // SAFETY: the descriptor is a valid socket owned by `listener` for the whole call.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_QUEUE) } != 0 {
+        return Err(anyhow::Error::new(io::Error::last_os_error())
+            .context(format!("cannot listen on {address}")));
+    }
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// The multi-threaded runtime every server runs on.
+///
+/// # Errors
+/// The runtime cannot start.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Resolves on the first SIGINT or SIGTERM; several servers in one process share it by
+/// cloning the receiver of a broadcast fed from here.
+///
+/// # Errors
+/// The signal handlers cannot be installed.
+pub fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Serve `listener` (plain, STARTTLS when `config.tls` is set) and `tls_listener` (implicit
+/// TLS; ignored without `config.tls`) with `driver` until `shutdown` resolves, then tell
+/// every session and return once they are gone (or after a grace period). Both listeners
+/// share the connection limits.
+pub async fn serve<D: Driver>(
+    listener: TcpListener,
+    tls_listener: Option<TcpListener>,
+    driver: Arc<D>,
+    config: Arc<ShellConfig>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let tls_listener = tls_listener.filter(|_| config.tls.is_some());
+    let (notify_shutdown, _) = broadcast::channel::<()>(1);
+    // Every connection task holds a sender; when all are dropped, `recv` returns None.
+    let (done_sender, mut all_done) = mpsc::channel::<()>(1);
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let per_ip = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let log = Log::new(config.log_format, driver.protocol());
+    let next_id = AtomicU64::new(1);
+    tokio::pin!(shutdown);
+    loop {
+        // The permit is taken before accept, so at most max_connections are ever open.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("semaphore never closes"),
+            () = &mut shutdown => break,
+        };
+        let (accepted, implicit_tls) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept_if_some(tls_listener.as_ref()) => (accepted, true),
+            () = &mut shutdown => break,
+        };
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                log.line(
+                    0,
+                    None,
+                    &ShellEvent::AcceptFailed {
+                        error: e.to_string(),
+                    },
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let Some(ip_slot) = IpSlot::take(&per_ip, peer.ip(), config.max_connections_per_ip) else {
+            log.line(
+                id,
+                Some(peer),
+                &ShellEvent::Refused {
+                    reason: log::RefusedReason::TooManyFromAddress,
+                },
+            );
+            if !implicit_tls {
+                let refusal = driver.too_many_from_address();
+                tokio::spawn(async move {
+                    let mut socket = socket;
+                    let _ = socket.write_all(refusal).await;
+                    drop(permit);
+                });
+            }
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let conn = Conn {
+            stream: socket,
+            out: Vec::with_capacity(256),
+            id,
+            peer,
+            encrypted: false,
+            config: config.clone(),
+            log,
+            shutdown: notify_shutdown.subscribe(),
+        };
+        let driver = driver.clone();
+        let done = done_sender.clone();
+        tokio::spawn(async move {
+            log.line(id, Some(peer), &ShellEvent::Connect);
+            let end = if implicit_tls {
+                match conn.start_tls(TlsMode::Implicit).await {
+                    Ok(conn) => driver.serve(conn).await,
+                    Err(end) => end,
+                }
+            } else {
+                driver.serve(conn).await
+            };
+            log.line(id, Some(peer), &ShellEvent::Disconnect { reason: end });
+            drop((permit, ip_slot, done));
+        });
+    }
+    drop(listener);
+    let _ = notify_shutdown.send(());
+    drop(done_sender);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await;
+}
+
+/// Accept on `listener`, or wait forever when there is none.
+async fn accept_if_some(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A counted connection from one address; dropping it frees the slot.
+struct IpSlot {
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    fn take(table: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut counts = table.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// One client connection as a driver sees it: the stream, an output buffer, and the shell's
+/// timeouts, trace and log.
+pub struct Conn<S> {
+    stream: S,
+    /// What the driver has to send; [`Conn::flush`] sends it.
+    pub out: Vec<u8>,
+    id: u64,
+    peer: SocketAddr,
+    encrypted: bool,
+    config: Arc<ShellConfig>,
+    log: Log,
+    shutdown: broadcast::Receiver<()>,
+}
+
+impl<S: Stream> Conn<S> {
+    /// The session number in log and trace lines.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the connection is encrypted (implicit TLS, or after STARTTLS).
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    /// Whether the server has a certificate, so STARTTLS can be offered.
+    pub fn can_start_tls(&self) -> bool {
+        self.config.tls.is_some() && !self.encrypted
+    }
+
+    pub fn config(&self) -> &ShellConfig {
+        &self.config
+    }
+
+    /// Whether the dialogue is traced on stderr.
+    pub fn tracing(&self) -> bool {
+        self.config.trace
+    }
+
+    /// Read what the client sent into `buf`, waiting at most the idle timeout.
+    ///
+    /// # Errors
+    /// The client closed the connection, went quiet for the idle timeout, the network failed,
+    /// or the server is shutting down: the reason the connection ends.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, End> {
+        let timeout = self.config.idle_timeout;
+        match self.read_within(buf, timeout).await? {
+            Some(n) => Ok(n),
+            None => Err(End::IdleTimeout),
+        }
+    }
+
+    /// Like [`Conn::read`], but `None` when `wait` passes first (for a driver that has work
+    /// to do every so often, such as IMAP IDLE's polling), counting no idle time.
+    ///
+    /// # Errors
+    /// As for [`Conn::read`], but for the timeout.
+    pub async fn read_within(
+        &mut self,
+        buf: &mut [u8],
+        wait: Duration,
+    ) -> Result<Option<usize>, End> {
+        let read = tokio::select! {
+            read = tokio::time::timeout(wait, self.stream.read(buf)) => read,
+            _ = self.shutdown.recv() => return Err(End::Shutdown),
+        };
+        match read {
+            Err(_) => Ok(None),
+            Ok(Ok(0)) => Err(End::ClientClosed),
+            Ok(Ok(n)) => Ok(Some(n)),
+            Ok(Err(_)) => Err(End::NetworkError),
+        }
+    }
+
+    /// Wait `delay` (a failed login's), or less if the server shuts down.
+    ///
+    /// # Errors
+    /// The server is shutting down.
+    pub async fn pause(&mut self, delay: Duration) -> Result<(), End> {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok(()),
+            _ = self.shutdown.recv() => Err(End::Shutdown),
+        }
+    }
+
+    /// Send everything in `out` (tracing it first when asked to).
+    ///
+    /// # Errors
+    /// The client stopped reading for the idle timeout, or the network failed.
+    pub async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        if self.config.trace {
+            self.trace_output();
+        }
+        let write = async {
+            self.stream.write_all(&self.out).await?;
+            // A no-op for TCP; TLS hands its records on.
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.config.idle_timeout, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(End::NetworkError),
+            Err(_) => return Err(End::IdleTimeout),
+        }
+        self.out.clear();
+        if self.out.capacity() > KEEP_OUTPUT_CAPACITY {
+            self.out.shrink_to(1024);
+        }
+        Ok(())
+    }
+
+    /// Send what is left, then close the sending side (with TLS, after its close_notify, so
+    /// the client sees a clean end rather than a truncation), and return `end`.
+    pub async fn close(&mut self, end: End) -> End {
+        if let Err(failed) = self.flush().await {
+            return failed;
+        }
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.shutdown()).await;
+        end
+    }
+
+    /// The TLS handshake over this connection; the log says how it went. `out` must have
+    /// been flushed: nothing read or buffered before carries over.
+    ///
+    /// # Errors
+    /// The server has no certificate, the handshake failed or took too long, or the server
+    /// is shutting down.
+    pub async fn start_tls(mut self, mode: TlsMode) -> Result<Conn<TlsStream<S>>, End> {
+        let Some(acceptor) = self.config.tls.clone() else {
+            return Err(End::TlsFailed);
+        };
+        let timeout = self.config.idle_timeout.min(HANDSHAKE_TIMEOUT);
+        let handshake = tokio::select! {
+            handshake = tokio::time::timeout(timeout, acceptor.accept(self.stream)) => handshake,
+            _ = self.shutdown.recv() => return Err(End::Shutdown),
+        };
+        let (id, peer) = (self.id, self.peer);
+        let stream = match handshake {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                self.log
+                    .line(id, Some(peer), &ShellEvent::TlsFailed { mode, error });
+                return Err(End::TlsFailed);
+            }
+            Err(_) => {
+                let error = format!("no handshake within {} s", timeout.as_secs());
+                self.log
+                    .line(id, Some(peer), &ShellEvent::TlsFailed { mode, error });
+                return Err(End::TlsFailed);
+            }
+        };
+        self.log
+            .line(id, Some(peer), &ShellEvent::TlsEstablished { mode });
+        Ok(Conn {
+            stream,
+            out: self.out,
+            id,
+            peer,
+            encrypted: true,
+            config: self.config,
+            log: self.log,
+            shutdown: self.shutdown,
+        })
+    }
+
+    /// A line in the session log (an event of the protocol: a login, a delivery...).
+    pub fn log<E: std::fmt::Display + serde::Serialize>(&self, event: &E) {
+        self.log.line(self.id, Some(self.peer), event);
+    }
+
+    /// A line of the dialogue the client sent, already masked by the protocol, on stderr
+    /// when tracing.
+    pub fn trace_input(&self, line: &str) {
+        if self.config.trace {
+            let text = format!(
+                "{}[{}] C: {}\n",
+                self.log.protocol(),
+                self.id,
+                escape_controls(line)
+            );
+            let _ = io::stderr().lock().write_all(text.as_bytes());
+        }
+    }
+
+    /// The output about to be sent, on stderr: the first lines of a long answer and a count
+    /// of the rest, so that a message body does not flood the terminal.
+    fn trace_output(&self) {
+        let text = String::from_utf8_lossy(&self.out);
+        let mut lines: Vec<&str> = text.split_terminator("\r\n").collect();
+        let total = lines.len();
+        if total > 12 {
+            lines.truncate(10);
+        }
+        let protocol = self.log.protocol();
+        let mut trace = String::new();
+        for line in &lines {
+            trace.push_str(&format!(
+                "{protocol}[{}] S: {}\n",
+                self.id,
+                escape_controls(line)
+            ));
+        }
+        if total > lines.len() {
+            trace.push_str(&format!(
+                "{protocol}[{}] S: ... ({} more lines, {} octets in all)\n",
+                self.id,
+                total - lines.len(),
+                self.out.len()
+            ));
+        }
+        let _ = io::stderr().lock().write_all(trace.as_bytes());
+    }
+}
+
+/// `text` with control characters escaped (`\u{1b}`), for showing what a peer sent on a
+/// terminal without letting it drive the terminal.
+pub fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}

@@ -392,7 +392,12 @@ impl Maildir {
     ///
     /// # Errors
     /// The message is gone, or the copy cannot be written.
-    pub fn copy_from(&self, source: &Maildir, entry: &MessageEntry, flags: &str) -> Result<MessageEntry> {
+    pub fn copy_from(
+        &self,
+        source: &Maildir,
+        entry: &MessageEntry,
+        flags: &str,
+    ) -> Result<MessageEntry> {
         todo!("{source:?} {entry:?} {flags}")
     }
 

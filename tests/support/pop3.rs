@@ -149,6 +149,21 @@ impl PopServer {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
+    /// Wait up to ten seconds for `text` to appear on the server's stderr (the log is read by
+    /// a thread, so a line written just now may not have arrived yet); true once it has.
+    pub fn stderr_shows(&self, text: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if self.stderr().contains(text) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Resident memory in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();

@@ -1,5 +1,5 @@
-//! serve-pop's TLS: loading the certificate and key for STLS and the POP3S port, and the
-//! handshake.
+//! The servers' TLS: loading the certificate and key for STARTTLS (STLS) and the implicit-TLS
+//! ports, and the handshake.
 //!
 //! It is OpenSSL through the openssl crate, set up with Mozilla's current "intermediate"
 //! profile (TLS 1.2 and 1.3). native-tls would be the obvious wrapper, but its server side
@@ -122,7 +122,7 @@ fn read_private_key(file: &[u8], path: &Path) -> Result<PKey<Private>> {
     })
 }
 
-/// The first private-key PEM block of `file`, if it is one serve-pop can use.
+/// The first private-key PEM block of `file`, if it is one the servers can use.
 fn private_key_block<'a>(file: &'a [u8], path: &Path) -> Result<&'a [u8]> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     let mut search = 0;
@@ -157,8 +157,8 @@ fn private_key_block<'a>(file: &'a [u8], path: &Path) -> Result<&'a [u8]> {
             }
             "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => Ok(block),
             other => Err(anyhow!(
-                "a {} is not supported (serve-pop reads PEM keys: BEGIN PRIVATE KEY, BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY)",
-                crate::pop3::protocol::escape_controls(other)
+                "a {} is not supported (mailtool reads PEM keys: BEGIN PRIVATE KEY, BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY)",
+                super::escape_controls(other)
             )),
         };
     }

@@ -1,0 +1,45 @@
+//! `serve`: POP3 and IMAP together in one process, on one store, each on its own ports, so
+//! a mail read over one protocol shows as read over the other.
+
+use anyhow::Result;
+
+use crate::cli::ServeArgs;
+use crate::exit::ExitStatus;
+use crate::output::Format;
+use crate::server::launch::{self, Setup};
+use crate::store::Store;
+
+/// POP3's idle timeout (RFC 1939 asks for at least 10 minutes).
+const POP3_IDLE_TIMEOUT: u64 = 600;
+/// IMAP's idle timeout (RFC 3501's autologout: at least 30 minutes).
+const IMAP_IDLE_TIMEOUT: u64 = 1800;
+
+/// Run every server until SIGINT or SIGTERM.
+///
+/// # Errors
+/// The certificate or key cannot be used, the store is missing, an address cannot be bound,
+/// or the runtime cannot start.
+pub fn run(store: &Store, args: &ServeArgs, format: Format) -> Result<ExitStatus> {
+    let setup = Setup::new(store, &args.server)?;
+    let require_tls = args.server.require_tls;
+    let pop = crate::pop3::bind(
+        &setup,
+        args.pop_port,
+        args.pop_tls_port,
+        "--pop-port",
+        "--pop-tls-port",
+    )?;
+    let imap = crate::imap::bind(
+        &setup,
+        args.imap_port,
+        args.imap_tls_port,
+        "--imap-port",
+        "--imap-tls-port",
+    )?;
+    setup.announce(format, &[("pop3", &pop), ("imap", &imap)])?;
+    launch::run(vec![
+        crate::pop3::server(&setup, pop, POP3_IDLE_TIMEOUT, require_tls),
+        crate::imap::server(&setup, imap, IMAP_IDLE_TIMEOUT, require_tls),
+    ])?;
+    Ok(ExitStatus::Success)
+}
