@@ -21,7 +21,15 @@ pub struct Reply {
 impl RawImap {
     /// Connect, log in and select INBOX.
     pub fn login(port: u16, user: &str, password: &str) -> RawImap {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to dovecot");
+        let mut imap = RawImap::connect(port);
+        imap.ok(&format!("LOGIN \"{user}\" \"{password}\""));
+        imap.ok("SELECT INBOX");
+        imap
+    }
+
+    /// Connect and read the greeting, which must be `* OK`.
+    pub fn connect(port: u16) -> RawImap {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
@@ -31,10 +39,36 @@ impl RawImap {
             tag: 0,
         };
         let greeting = imap.read_response_line();
-        assert!(greeting.starts_with(b"* OK"), "greeting");
-        imap.ok(&format!("LOGIN \"{user}\" \"{password}\""));
-        imap.ok("SELECT INBOX");
+        assert!(greeting.starts_with(b"* OK"), "greeting: {greeting:?}");
         imap
+    }
+
+    /// Send raw octets (a command typed by hand, bare LF and all, or half a literal).
+    pub fn send_raw(&mut self, octets: &[u8]) {
+        self.writer.write_all(octets).unwrap();
+    }
+
+    /// The next response line as the server sent it (literals inline), or `None` when the
+    /// server closed the connection.
+    pub fn read_line(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(String::from_utf8_lossy(&line).into_owned()),
+        }
+    }
+
+    /// Read lines until one starts with `tag `; all of them, that one last.
+    pub fn read_until_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.read_line().expect("the server closed the connection");
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
     }
 
     fn read_response_line(&mut self) -> Vec<u8> {
@@ -42,7 +76,7 @@ impl RawImap {
         loop {
             let start = line.len();
             self.reader.read_until(b'\n', &mut line).unwrap();
-            assert!(line.len() > start, "dovecot closed the connection");
+            assert!(line.len() > start, "the server closed the connection");
             let Some(size) = literal_size(&line[start..]) else {
                 return line;
             };

@@ -1,5 +1,5 @@
-//! The real `mailtool serve-pop` binary on a free loopback port ([`PopServer`], killed when
-//! dropped), and a small blocking POP3 client ([`PopClient`]) to talk to it or to Dovecot, in
+//! The real `mailtool serve-pop` binary (or `serve-imap`, or `serve`) on a free loopback
+//! port ([`PopServer`], killed when dropped), and a small blocking POP3 client ([`PopClient`]) to talk to it or to Dovecot, in
 //! the clear or over TLS.
 //!
 //! The server's readiness is the address it prints, not polling; its stderr is drained by a
@@ -38,17 +38,36 @@ impl PopServer {
         PopServer::spawn(super::mailtool_std(store), extra)
     }
 
+    /// `mailtool --store STORE serve-imap --port 0 EXTRA...`, waiting until it listens.
+    pub fn start_imap(store: &Path, extra: &[&str]) -> PopServer {
+        PopServer::spawn_as(
+            super::mailtool_std(store),
+            &["serve-imap", "--port", "0"],
+            extra,
+        )
+    }
+
     /// Start the server from a prepared command (`pre_exec`, environment, global options),
     /// adding `serve-pop --port 0` and `extra`, and wait until it listens. With
     /// `--tls-port` in `extra`, the TLS address line is read too.
-    pub fn spawn(mut command: std::process::Command, extra: &[&str]) -> PopServer {
+    pub fn spawn(command: std::process::Command, extra: &[&str]) -> PopServer {
+        PopServer::spawn_as(command, &["serve-pop", "--port", "0"], extra)
+    }
+
+    /// Like [`PopServer::spawn`], for the server command `serve` (e.g. `["serve-imap",
+    /// "--port", "0"]`).
+    pub fn spawn_as(
+        mut command: std::process::Command,
+        serve: &[&str],
+        extra: &[&str],
+    ) -> PopServer {
         command
-            .args(["serve-pop", "--port", "0"])
+            .args(serve)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn mailtool serve-pop");
+        let mut child = command.spawn().expect("spawn mailtool");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let mut pipe = child.stderr.take().unwrap();
         let sink = Arc::clone(&stderr);
@@ -84,7 +103,13 @@ impl PopServer {
             stderr,
             stderr_reader: Some(stderr_reader),
         };
-        server.addr = server.listening_line("");
+        // `serve` marks each line with its protocol; POP3's comes first.
+        let marked = if serve.first() == Some(&"serve") {
+            " (pop3)"
+        } else {
+            ""
+        };
+        server.addr = server.listening_line(marked);
         if extra.contains(&"--tls-port") {
             server.tls_addr = Some(server.listening_line(" (tls)"));
         }
@@ -115,7 +140,7 @@ impl PopServer {
             Err(error) => {
                 self.kill();
                 panic!(
-                    "no line on serve-pop's stdout ({error}); stderr: {}",
+                    "no line on the server's stdout ({error}); stderr: {}",
                     self.stderr()
                 )
             }
