@@ -1,6 +1,7 @@
-//! `mailtool imap-unread` end to end: the real binary against a real Dovecot on loopback,
-//! seeded by IMAP APPEND with unread and \Seen mails mixed, and inspected afterwards by an
-//! independent raw-socket client.
+//! `mailtool imap-unread` end to end: the real binary against a real Dovecot on loopback
+//! and against mailtool's own serve-imap (every test that does not reconfigure Dovecot runs
+//! against both), seeded by IMAP APPEND with unread and \Seen mails mixed, and inspected
+//! afterwards by an independent raw-socket client.
 
 mod support;
 
@@ -13,27 +14,77 @@ use predicates::prelude::*;
 use serde_json::Value;
 use support::dovecot::Dovecot;
 use support::imap::{mail, RawImap};
+use support::pop3::PopServer;
 use support::TempStore;
+
+/// Which IMAP server a test sweeps.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Dovecot,
+    ServeImap,
+}
+
+enum Server {
+    Dovecot(Dovecot),
+    ServeImap(PopServer),
+}
 
 struct Setup {
     store: TempStore,
-    dovecot: Dovecot,
+    server: Server,
+}
+
+/// Each named test (a `fn(Backend)`) as two tests, one per server.
+macro_rules! against_both {
+    ($($name:ident),* $(,)?) => {
+        mod dovecot {
+            $(#[test] fn $name() { super::$name(super::Backend::Dovecot) })*
+        }
+        mod serve_imap {
+            $(#[test] fn $name() { super::$name(super::Backend::ServeImap) })*
+        }
+    };
 }
 
 impl Setup {
-    /// The demo store (asterix: 6 unread, 2 seen) served by Dovecot.
-    fn start() -> Option<Setup> {
-        Setup::start_with("")
+    /// The demo store (asterix: 6 unread, 2 seen) served by `backend`.
+    fn start(backend: Backend) -> Option<Setup> {
+        match backend {
+            Backend::Dovecot => Setup::start_with(""),
+            Backend::ServeImap => {
+                let store = TempStore::demo();
+                let server = Server::ServeImap(PopServer::start_imap(&store.path(), &[]));
+                Some(Setup { store, server })
+            }
+        }
     }
 
+    /// Dovecot with `extra_conf` added to its configuration.
     fn start_with(extra_conf: &str) -> Option<Setup> {
         let store = TempStore::demo();
         let dovecot = Dovecot::start_with(&store.path(), extra_conf)?;
-        Some(Setup { store, dovecot })
+        Some(Setup {
+            store,
+            server: Server::Dovecot(dovecot),
+        })
+    }
+
+    fn port(&self) -> u16 {
+        match &self.server {
+            Server::Dovecot(dovecot) => dovecot.imap_port,
+            Server::ServeImap(server) => server.port(),
+        }
+    }
+
+    fn dovecot(&self) -> &Dovecot {
+        match &self.server {
+            Server::Dovecot(dovecot) => dovecot,
+            Server::ServeImap(_) => panic!("this test needs Dovecot"),
+        }
     }
 
     fn imap(&self) -> RawImap {
-        RawImap::login(self.dovecot.imap_port, "asterix", "potion")
+        RawImap::login(self.port(), "asterix", "potion")
     }
 
     /// `imap-unread` for asterix on this Dovecot, password from the environment.
@@ -43,7 +94,7 @@ impl Setup {
             .env("MAILTOOL_PASSWORD", "potion")
             .args(["imap-unread", "--host", "127.0.0.1", "--user", "asterix"])
             .arg("--port")
-            .arg(self.dovecot.imap_port.to_string());
+            .arg(self.port().to_string());
         command
     }
 
@@ -53,10 +104,27 @@ impl Setup {
             .env("MAILTOOL_PASSWORD", "potion")
             .args(["imap-unread", "--host", "127.0.0.1", "--user", "asterix"])
             .arg("--port")
-            .arg(self.dovecot.imap_port.to_string());
+            .arg(self.port().to_string());
         command
     }
 }
+
+against_both!(
+    prints_every_unread_mail_then_deletes_exactly_those,
+    human_output_has_headers_text_attachments_and_separators,
+    keep_prints_and_changes_nothing_not_even_seen_flags,
+    another_clients_deleted_mail_survives_the_sweep,
+    trace_shows_the_dialogue_with_the_password_masked,
+    non_ascii_password_logs_in_with_authenticate_plain_and_is_masked,
+    wrong_password_exits_3_and_refused_connection_exits_4,
+    password_comes_from_file_or_env_and_is_never_guessed,
+    missing_mailbox_is_a_server_error_and_other_mailboxes_can_be_swept,
+    a_reader_that_quits_early_gets_nothing_deleted,
+    an_output_that_fails_gets_nothing_deleted_and_says_why,
+    a_file_output_reaches_the_disk_before_anything_is_deleted,
+    a_mail_arriving_during_a_sweep_of_1500_is_printed_or_survives,
+    raw_output_reimports_byte_identical_with_mbox_deliver,
+);
 
 fn json_lines(output: &[u8]) -> Vec<Value> {
     String::from_utf8(output.to_vec())
@@ -77,9 +145,10 @@ fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
 }
 
-#[test]
-fn prints_every_unread_mail_then_deletes_exactly_those() {
-    let Some(setup) = Setup::start() else { return };
+fn prints_every_unread_mail_then_deletes_exactly_those(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let mut imap = setup.imap();
     imap.append_all(&[
         ("", mail("fresh one", 300)),
@@ -131,9 +200,10 @@ fn prints_every_unread_mail_then_deletes_exactly_those() {
     assert!(stderr_of(&again).contains("0 unread"));
 }
 
-#[test]
-fn human_output_has_headers_text_attachments_and_separators() {
-    let Some(setup) = Setup::start() else { return };
+fn human_output_has_headers_text_attachments_and_separators(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let mut imap = setup.imap();
     let with_attachment = b"From: Panoramix <druid@gaul.example>\r\n\
 To: asterix@gaul.example\r\n\
@@ -174,9 +244,10 @@ AAECAwQFBgcICQ==\r\n\
     assert_eq!(separators, imap.uids("UNSEEN").len());
 }
 
-#[test]
-fn keep_prints_and_changes_nothing_not_even_seen_flags() {
-    let Some(setup) = Setup::start() else { return };
+fn keep_prints_and_changes_nothing_not_even_seen_flags(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let mut imap = setup.imap();
     let unread = imap.uids("UNSEEN");
     let all = imap.uids("ALL");
@@ -189,9 +260,10 @@ fn keep_prints_and_changes_nothing_not_even_seen_flags() {
     assert_eq!(imap.uids("ALL"), all);
 }
 
-#[test]
-fn another_clients_deleted_mail_survives_the_sweep() {
-    let Some(setup) = Setup::start() else { return };
+fn another_clients_deleted_mail_survives_the_sweep(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let mut imap = setup.imap();
     imap.append("(\\Seen)", mail("marked by thunderbird", 200));
     let marked = *imap.uids("SUBJECT thunderbird").first().unwrap();
@@ -210,9 +282,10 @@ fn another_clients_deleted_mail_survives_the_sweep() {
     assert!(imap.flags(marked).contains("\\Deleted"));
 }
 
-#[test]
-fn trace_shows_the_dialogue_with_the_password_masked() {
-    let Some(setup) = Setup::start() else { return };
+fn trace_shows_the_dialogue_with_the_password_masked(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let assert = setup.sweep().args(["--trace", "--keep"]).assert().success();
     let trace = stderr_of(&assert);
     assert!(
@@ -225,9 +298,10 @@ fn trace_shows_the_dialogue_with_the_password_masked() {
     assert!(!trace.contains("potion"), "{trace}");
 }
 
-#[test]
-fn non_ascii_password_logs_in_with_authenticate_plain_and_is_masked() {
-    let Some(setup) = Setup::start() else { return };
+fn non_ascii_password_logs_in_with_authenticate_plain_and_is_masked(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     // Dovecot reads passwd on each login, so a new user works at once.
     let passwd = setup.store.path().join("passwd");
     let mut text = std::fs::read_to_string(&passwd).unwrap();
@@ -247,7 +321,7 @@ fn non_ascii_password_logs_in_with_authenticate_plain_and_is_masked() {
             "--trace",
         ])
         .arg("--port")
-        .arg(setup.dovecot.imap_port.to_string())
+        .arg(setup.port().to_string())
         .arg("--password-file")
         .arg(&password_file)
         .assert()
@@ -258,9 +332,10 @@ fn non_ascii_password_logs_in_with_authenticate_plain_and_is_masked() {
     assert!(!trace.contains("wouf"), "{trace}");
 }
 
-#[test]
-fn wrong_password_exits_3_and_refused_connection_exits_4() {
-    let Some(setup) = Setup::start() else { return };
+fn wrong_password_exits_3_and_refused_connection_exits_4(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     setup
         .sweep()
         .env("MAILTOOL_PASSWORD", "not-the-potion")
@@ -304,9 +379,10 @@ fn a_silent_server_times_out_instead_of_hanging() {
     drop(listener);
 }
 
-#[test]
-fn password_comes_from_file_or_env_and_is_never_guessed() {
-    let Some(setup) = Setup::start() else { return };
+fn password_comes_from_file_or_env_and_is_never_guessed(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let file = setup.store.scratch().join("pass");
     std::fs::write(&file, "potion\n").unwrap();
     setup
@@ -327,9 +403,10 @@ fn password_comes_from_file_or_env_and_is_never_guessed() {
         .stderr(predicate::str::contains("--password-file"));
 }
 
-#[test]
-fn missing_mailbox_is_a_server_error_and_other_mailboxes_can_be_swept() {
-    let Some(setup) = Setup::start() else { return };
+fn missing_mailbox_is_a_server_error_and_other_mailboxes_can_be_swept(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     setup
         .sweep()
         .args(["--mailbox", "Nowhere"])
@@ -358,9 +435,10 @@ fn seed_unread(imap: &mut RawImap, count: usize, octets: usize, prefix: &str) {
     imap.append_all(&mails);
 }
 
-#[test]
-fn a_reader_that_quits_early_gets_nothing_deleted() {
-    let Some(setup) = Setup::start() else { return };
+fn a_reader_that_quits_early_gets_nothing_deleted(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let mut imap = setup.imap();
     // Far more than a pipe holds, so the sweeper meets the closed pipe mid-way.
     seed_unread(&mut imap, 120, 4096, "bulk");
@@ -392,9 +470,10 @@ fn a_reader_that_quits_early_gets_nothing_deleted() {
     assert!(imap.uids("DELETED").is_empty(), "none was marked \\Deleted");
 }
 
-#[test]
-fn an_output_that_fails_gets_nothing_deleted_and_says_why() {
-    let Some(setup) = Setup::start() else { return };
+fn an_output_that_fails_gets_nothing_deleted_and_says_why(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let mut imap = setup.imap();
     let all_before = imap.uids("ALL");
 
@@ -414,9 +493,10 @@ fn an_output_that_fails_gets_nothing_deleted_and_says_why() {
     assert!(imap.uids("DELETED").is_empty(), "none was marked \\Deleted");
 }
 
-#[test]
-fn a_file_output_reaches_the_disk_before_anything_is_deleted() {
-    let Some(setup) = Setup::start() else { return };
+fn a_file_output_reaches_the_disk_before_anything_is_deleted(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     if !support::have("strace") {
         return;
     }
@@ -470,9 +550,10 @@ fn a_file_output_reaches_the_disk_before_anything_is_deleted() {
         .all(|uid| !unread.contains(uid)));
 }
 
-#[test]
-fn a_mail_arriving_during_a_sweep_of_1500_is_printed_or_survives() {
-    let Some(setup) = Setup::start() else { return };
+fn a_mail_arriving_during_a_sweep_of_1500_is_printed_or_survives(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let mut imap = setup.imap();
     seed_unread(&mut imap, 1500, 1024, "wave");
     let unread_before = imap.uids("UNSEEN");
@@ -524,9 +605,10 @@ fn a_mail_arriving_during_a_sweep_of_1500_is_printed_or_survives() {
     }
 }
 
-#[test]
-fn raw_output_reimports_byte_identical_with_mbox_deliver() {
-    let Some(setup) = Setup::start() else { return };
+fn raw_output_reimports_byte_identical_with_mbox_deliver(backend: Backend) {
+    let Some(setup) = Setup::start(backend) else {
+        return;
+    };
     let mut imap = setup.imap();
     let tricky = b"From: Asterix <asterix@gaul.example>\r\nSubject: quoting\r\n\r\n\
 From the start of a line\r\n>From an already quoted line\r\n>>From deeper\r\n\r\n\r\n\
@@ -623,9 +705,12 @@ fn without_uidplus_nothing_is_deleted_unless_allowed() {
     );
 }
 
+/// Dovecot only: the UIDVALIDITY is changed with doveadm while the sweep stalls.
 #[test]
 fn a_uidvalidity_change_during_the_sweep_deletes_nothing() {
-    let Some(setup) = Setup::start() else { return };
+    let Some(setup) = Setup::start(Backend::Dovecot) else {
+        return;
+    };
     let mut imap = setup.imap();
     seed_unread(&mut imap, 60, 4096, "renumbered");
     let all_before = imap.uids("ALL");
@@ -643,7 +728,7 @@ fn a_uidvalidity_change_during_the_sweep_deletes_nothing() {
     // The sweeper stalls on the full pipe; meanwhile the mailbox gets new UIDs.
     let status = Command::new("doveadm")
         .arg("-c")
-        .arg(setup.dovecot.conf_path())
+        .arg(setup.dovecot().conf_path())
         .args([
             "mailbox",
             "update",
