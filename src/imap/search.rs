@@ -4,8 +4,10 @@
 //!
 //! What is searched, following Dovecot 2.3 (`index-search.c`, `message-search.c`):
 //! - FROM, TO, CC, BCC, SUBJECT and HEADER look at every field of that name in the message's
-//!   own header block, RFC 2047-decoded and unfolded, with runs of blanks as one space. An
-//!   empty string matches every message that has the field.
+//!   own header block, RFC 2047-decoded and unfolded; runs of blanks count as one space,
+//!   except for HEADER, which sees the value as written. An empty string matches every message that has the field. Address fields
+//!   are matched as a whole (`"Dupont, Jean" <jean@example.org>, ...`); Dovecot rewrites
+//!   them from parsed addresses first, which differs only for comments and odd spacing.
 //! - BODY looks at the body of every `text/*` and `message/*` entity that is not split
 //!   further, transfer- and charset-decoded; attachments of other types (PDF, images, octet
 //!   streams, even base64 ones) are not searched, as in Dovecot. Each entity is searched on
@@ -313,14 +315,14 @@ impl Eval<'_> {
             SearchKey::SentBefore(date) if content => Some(self.sent_date()? < *date.as_ref()),
             SearchKey::SentOn(date) if content => Some(self.sent_date()? == *date.as_ref()),
             SearchKey::SentSince(date) if content => Some(self.sent_date()? >= *date.as_ref()),
-            SearchKey::Bcc(s) if content => Some(self.header("bcc", s)?),
-            SearchKey::Cc(s) if content => Some(self.header("cc", s)?),
-            SearchKey::From(s) if content => Some(self.header("from", s)?),
-            SearchKey::Subject(s) if content => Some(self.header("subject", s)?),
-            SearchKey::To(s) if content => Some(self.header("to", s)?),
+            SearchKey::Bcc(s) if content => Some(self.header("bcc", s, true)?),
+            SearchKey::Cc(s) if content => Some(self.header("cc", s, true)?),
+            SearchKey::From(s) if content => Some(self.header("from", s, true)?),
+            SearchKey::Subject(s) if content => Some(self.header("subject", s, true)?),
+            SearchKey::To(s) if content => Some(self.header("to", s, true)?),
             SearchKey::Header(name, s) if content => {
                 let name = String::from_utf8_lossy(name.as_ref()).to_ascii_lowercase();
-                Some(self.header(&name, s)?)
+                Some(self.header(&name, s, false)?)
             }
             SearchKey::Body(s) if content => Some(self.text(s, false)?),
             SearchKey::Text(s) if content => Some(self.text(s, true)?),
@@ -365,13 +367,22 @@ impl Eval<'_> {
         }
     }
 
-    fn header(&mut self, name: &str, needle: &AString<'_>) -> io::Result<bool> {
+    /// Whether a field `name` (lower case) holds `needle`; with `collapse`, runs of blanks
+    /// in the value count as one space.
+    fn header(&mut self, name: &str, needle: &AString<'_>, collapse: bool) -> io::Result<bool> {
         let needle = fold(&String::from_utf8_lossy(needle.as_ref()));
         Ok(self
             .content()?
             .headers
             .iter()
-            .any(|(field, value)| field == name && value.contains(&needle)))
+            .filter(|(field, _)| field == name)
+            .any(|(_, value)| {
+                if collapse {
+                    collapse_blanks(value).contains(&needle)
+                } else {
+                    value.contains(&needle)
+                }
+            }))
     }
 
     /// BODY (`headers` false) or TEXT.
@@ -419,7 +430,7 @@ struct Content {
     complete: bool,
     /// Where the body starts in the file.
     body_start: usize,
-    /// The top-level fields: lower-case name, folded value with blanks collapsed.
+    /// The top-level fields: lower-case name, folded value.
     headers: Vec<(String, String)>,
     /// The top-level fields as TEXT sees them, folded, for messages too big to parse.
     header_lines: Vec<String>,
@@ -453,12 +464,7 @@ impl Content {
             .and_then(|f| sent_date(&f.value));
         let headers = fields
             .iter()
-            .map(|f| {
-                (
-                    f.name.trim().to_ascii_lowercase(),
-                    fold(&collapse_blanks(&f.value)),
-                )
-            })
+            .map(|f| (f.name.trim().to_ascii_lowercase(), fold(&f.value)))
             .collect();
         let header_lines = fields
             .iter()
