@@ -5,9 +5,10 @@
 //! What is searched, following Dovecot 2.3 (`index-search.c`, `message-search.c`):
 //! - FROM, TO, CC, BCC, SUBJECT and HEADER look at every field of that name in the message's
 //!   own header block, RFC 2047-decoded and unfolded; runs of blanks count as one space,
-//!   except for HEADER, which sees the value as written. An empty string matches every message that has the field. Address fields
-//!   are matched as a whole (`"Dupont, Jean" <jean@example.org>, ...`); Dovecot rewrites
-//!   them from parsed addresses first, which differs only for comments and odd spacing.
+//!   except for HEADER, which sees the value as written. An empty string matches every
+//!   message that has the field. Address fields are matched as a whole (`"Dupont, Jean"
+//!   <jean@example.org>, ...`); Dovecot rewrites them from parsed addresses first, which
+//!   differs only for comments and odd spacing.
 //! - BODY looks at the body of every `text/*` and `message/*` entity that is not split
 //!   further, transfer- and charset-decoded; attachments of other types (PDF, images, octet
 //!   streams, even base64 ones) are not searched, as in Dovecot. Each entity is searched on
@@ -24,7 +25,9 @@
 //! [`matches`] call. Header keys read the header block only (at most [`MAX_HEADER`] octets).
 //! Body keys read and decode messages up to [`MAX_PARSED`] octets; a bigger message is
 //! searched by a streaming scan of its raw octets instead (ASCII case-insensitive, no
-//! decoding), so it costs a fixed buffer whatever its size.
+//! decoding), so it costs a fixed buffer whatever its size. Decoding a parsed message holds a
+//! few copies of it at once (raw, transfer-decoded, folded text), so a search peaks at a small
+//! multiple of [`MAX_PARSED`] per message being searched.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
