@@ -30,14 +30,18 @@ pub(crate) fn nstring(bytes: Option<&[u8]>) -> NString<'static> {
 
 pub(crate) fn envelope(block: &[u8]) -> Envelope<'static> {
     let fields = header::fields(block);
-    let first = |name: &str| {
+    // As Dovecot: the last of repeated text fields counts, repeated address fields add up.
+    let text = |name: &str| {
+        let last = fields.iter().rev().find(|f| f.is(block, name));
+        nstring(last.map(|f| for_humans(&f.value(block))).as_deref())
+    };
+    let addresses = |name: &str| {
         fields
             .iter()
-            .find(|f| f.is(block, name))
-            .map(|f| f.value(block))
+            .filter(|f| f.is(block, name))
+            .flat_map(|f| parse_addresses(&f.value(block)))
+            .collect::<Vec<_>>()
     };
-    let text = |name: &str| nstring(first(name).as_deref());
-    let addresses = |name: &str| first(name).map(|v| parse_addresses(&v)).unwrap_or_default();
     let from = addresses("From");
     let or_from = |list: Vec<Address<'static>>| if list.is_empty() { from.clone() } else { list };
     Envelope {
@@ -54,6 +58,25 @@ pub(crate) fn envelope(block: &[u8]) -> Envelope<'static> {
     }
 }
 
+/// Header text as Dovecot puts it in an ENVELOPE: each run of blanks, CRs and LFs (folds
+/// included) becomes one space.
+fn for_humans(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        if matches!(value[i], b'\r' | b'\n' | b' ' | b'\t') {
+            while i < value.len() && matches!(value[i], b'\r' | b'\n' | b' ' | b'\t') {
+                i += 1;
+            }
+            out.push(b' ');
+        } else {
+            out.push(value[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 fn address(
     name: Option<&[u8]>,
     adl: Option<&[u8]>,
@@ -61,7 +84,7 @@ fn address(
     host: Option<&[u8]>,
 ) -> Address<'static> {
     Address {
-        name: nstring(name.filter(|n| !n.is_empty())),
+        name: nstring(name.filter(|n| !n.is_empty()).map(for_humans).as_deref()),
         adl: nstring(adl.filter(|n| !n.is_empty())),
         mailbox: nstring(mailbox),
         host: nstring(host),

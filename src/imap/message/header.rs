@@ -53,18 +53,14 @@ impl Field {
         self.name(block).eq_ignore_ascii_case(name.as_bytes())
     }
 
-    /// The value unfolded: CR and LF removed, leading and trailing blanks trimmed (Dovecot
-    /// keeps the blank that follows a fold, so folded words stay apart).
+    /// The value without its final line end and surrounding blanks, folds and any other CR
+    /// or LF kept, NULs dropped.
     pub fn value(&self, block: &[u8]) -> Vec<u8> {
         let raw = &block[self.value_start..self.end];
-        let mut out: Vec<u8> = raw
-            .iter()
-            .copied()
-            .filter(|&b| b != b'\r' && b != b'\n' && b != 0)
-            .collect();
+        let mut out: Vec<u8> = raw.iter().copied().filter(|&b| b != 0).collect();
         let end = out
             .iter()
-            .rposition(|&b| !matches!(b, b' ' | b'\t'))
+            .rposition(|&b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
             .map_or(0, |i| i + 1);
         out.truncate(end);
         let start = out
@@ -76,7 +72,7 @@ impl Field {
     }
 }
 
-/// The first value of `name` in `block`, unfolded.
+/// The first value of `name` in `block`.
 pub(crate) fn first_value(block: &[u8], name: &str) -> Option<Vec<u8>> {
     fields(block)
         .into_iter()
@@ -238,7 +234,60 @@ impl MimeValue {
             it.next();
             result.params.push((name, value));
         }
+        result.merge_continuations();
         Some(result)
+    }
+
+    /// RFC 2231 §3 continuations (`name*0`, `name*1*`, ...) joined into one parameter, as
+    /// Dovecot sends them: `name`, or `name*` when the first piece is extended (charset and
+    /// language kept, percent-encoding not undone).
+    fn merge_continuations(&mut self) {
+        fn piece(name: &[u8]) -> Option<(&[u8], u32, bool)> {
+            let star = name.iter().position(|&b| b == b'*')?;
+            let rest = &name[star + 1..];
+            let (digits, extended) = match rest.strip_suffix(b"*") {
+                Some(d) => (d, true),
+                None => (rest, false),
+            };
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+            Some((&name[..star], n, extended))
+        }
+        if !self.params.iter().any(|(n, _)| piece(n).is_some()) {
+            return;
+        }
+        let mut merged: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut pieces: Vec<(Vec<u8>, u32, Vec<u8>)> = Vec::new();
+        for (name, value) in std::mem::take(&mut self.params) {
+            match piece(&name) {
+                Some((base, n, extended)) => {
+                    let base = base.to_ascii_lowercase();
+                    if n == 0 {
+                        let mut key = name[..base.len()].to_vec();
+                        if extended {
+                            key.push(b'*');
+                        }
+                        merged.push((key, Vec::new()));
+                    }
+                    pieces.push((base, n, value));
+                }
+                None => merged.push((name, value)),
+            }
+        }
+        pieces.sort_by_key(|(_, n, _)| *n);
+        for (key, value) in &mut merged {
+            let base = key.strip_suffix(b"*").unwrap_or(key).to_ascii_lowercase();
+            if value.is_empty() {
+                for (b, _, v) in &pieces {
+                    if *b == base {
+                        value.extend_from_slice(v);
+                    }
+                }
+            }
+        }
+        self.params = merged;
     }
 
     pub fn param(&self, name: &str) -> Option<&[u8]> {
@@ -259,9 +308,9 @@ mod tests {
         let f = fields(block);
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].name(block), b"Subject");
-        assert_eq!(f[0].value(block), b"a b");
+        assert_eq!(f[0].value(block), b"a\r\n b");
         assert_eq!(&block[f[1].start..f[1].end], b"To:  x@y \n\tz\n");
-        assert_eq!(f[1].value(block), b"x@y \tz");
+        assert_eq!(f[1].value(block), b"x@y \n\tz");
     }
 
     #[test]

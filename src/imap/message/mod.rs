@@ -79,6 +79,8 @@ struct Entity {
     header: Vec<u8>,
     kind: Kind,
     children: Vec<usize>,
+    /// Whether the header block ended with a blank line (not at a delimiter or the end).
+    blank_line: bool,
 }
 
 impl Entity {
@@ -90,6 +92,7 @@ impl Entity {
             header: Vec::new(),
             kind: Kind::Leaf,
             children: Vec::new(),
+            blank_line: false,
         }
     }
 
@@ -220,30 +223,44 @@ impl MessageMap {
     }
 
     /// The entity a part number names, as Dovecot finds it: a number picks a multipart's
-    /// child; a single part has only part 1, itself; a message/rfc822 part followed by more
-    /// numbers stands for the message it encapsulates.
+    /// child; a message that is not multipart has only part 1, its body; a message/rfc822
+    /// part followed by more numbers stands for the message it encapsulates.
     fn find(&self, part: Option<&Part>) -> Option<usize> {
-        let mut entity = 0;
         let Some(part) = part else {
             return Some(0);
         };
         let numbers = part.0.as_ref();
+        // Where the next number is looked up: in a message (the top one or an attached one),
+        // whose single body is its part 1; in a multipart's child, which Dovecot lets a
+        // trailing `.1` stand for again; or nowhere.
+        #[derive(PartialEq)]
+        enum In {
+            Message,
+            Child,
+            Nothing,
+        }
+        let (mut container, mut place) = (0, In::Message);
         for (i, number) in numbers.iter().enumerate() {
             let n = number.get() as usize;
-            let current = &self.entities[entity];
-            if current.children.is_empty() {
-                if n != 1 {
-                    return None;
-                }
+            let current = &self.entities[container];
+            let picked = if current.kind == Kind::Multipart && place != In::Nothing {
+                *current.children.get(n - 1)?
+            } else if n == 1 && place != In::Nothing {
+                container
             } else {
-                entity = *current.children.get(n - 1)?;
-                let picked = &self.entities[entity];
-                if picked.kind == Kind::Message && i + 1 < numbers.len() {
-                    entity = *picked.children.first()?;
-                }
+                return None;
+            };
+            if i + 1 == numbers.len() {
+                return Some(picked);
             }
+            let entity = &self.entities[picked];
+            (container, place) = match entity.kind {
+                Kind::Message => (*entity.children.first()?, In::Message),
+                _ if current.kind == Kind::Multipart || place == In::Child => (picked, In::Child),
+                _ => (picked, In::Nothing),
+            };
         }
-        Some(entity)
+        None
     }
 
     /// The message whose HEADER or TEXT `part` asks for: the whole message, or an attached
@@ -260,7 +277,7 @@ impl MessageMap {
     }
 
     /// HEADER.FIELDS (`keep`) or HEADER.FIELDS.NOT: the fields as written, then the blank
-    /// line, all with CRLF line ends.
+    /// line, with bare LFs as CRLF.
     fn header_subset<S: AsRef<[u8]>>(&self, entity: usize, names: &[S], keep: bool) -> Vec<u8> {
         let block = &self.entities[entity].header;
         let mut out = Vec::new();
@@ -269,12 +286,18 @@ impl MessageMap {
             let listed = names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name));
             if listed == keep {
                 push_crlf(&mut out, &block[field.start..field.end]);
-                if !out.ends_with(b"\n") {
-                    out.extend_from_slice(b"\r\n");
-                }
             }
         }
-        out.extend_from_slice(b"\r\n");
+        // Then the blank line. Where the header has none, Dovecot adds one to HEADER.FIELDS
+        // always, to HEADER.FIELDS.NOT when it found something, as a bare LF it then sends as
+        // CRLF (so a field cut short by the end of the file after a CR just gets its LF).
+        let entity = &self.entities[entity];
+        if entity.blank_line || keep || !out.is_empty() {
+            if !out.ends_with(b"\r") {
+                out.push(b'\r');
+            }
+            out.push(b'\n');
+        }
         out
     }
 }
@@ -505,6 +528,7 @@ impl Scanner {
         top.in_header = false;
         let entity = &mut self.entities[top.entity];
         entity.body_start = line_end;
+        entity.blank_line = true;
         let (kind, boundary) = structure::kind_of(&entity.header, top.in_digest);
         match kind {
             Kind::Multipart if room => {

@@ -125,7 +125,11 @@ fn empty_part(extended: bool) -> BodyStructure<'static> {
     }
 }
 
-pub(super) fn body_structure(map: &MessageMap, id: usize, extended: bool) -> BodyStructure<'static> {
+pub(super) fn body_structure(
+    map: &MessageMap,
+    id: usize,
+    extended: bool,
+) -> BodyStructure<'static> {
     build(map, id, false, extended)
 }
 
