@@ -19,11 +19,10 @@ impl Keywords {
 
     /// The letter of a keyword, compared without regard to case.
     pub fn letter_of(&self, name: &str) -> Option<char> {
-        self.names.iter().position(|n| {
-            n.as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })
-        .and_then(|i| char::from_u32('a' as u32 + i as u32))
+        self.names
+            .iter()
+            .position(|n| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+            .and_then(|i| char::from_u32('a' as u32 + i as u32))
     }
 
     /// Every defined keyword name, by index.
