@@ -899,7 +899,7 @@ mod tests {
             maildir.assign_uids(&[b.clone(), a.clone()]).unwrap(),
             [1, 2]
         );
-        assert_eq!(maildir.assign_uids(&[a.clone()]).unwrap(), [2]);
+        assert_eq!(maildir.assign_uids(std::slice::from_ref(&a)).unwrap(), [2]);
         let snap = maildir.sync_uids(false).unwrap();
         assert_eq!(snap.messages[0].entry, b);
         assert_eq!(snap.uid_next, 3);
