@@ -499,7 +499,7 @@ fn crash_child() {
         if i % 3 == 0 {
             maildir.sync_uids(true).unwrap();
         } else {
-            maildir.assign_uids(&[entry.clone()]).unwrap();
+            maildir.assign_uids(std::slice::from_ref(&entry)).unwrap();
         }
         if i % 4 == 1 {
             let _ = maildir.set_flags(&entry, "S");
