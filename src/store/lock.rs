@@ -7,10 +7,12 @@
 //!
 //! [`DotLock`] is Dovecot's dotlock (`file-dotlock.c`), which Dovecot takes around
 //! `dovecot-uidlist`, `subscriptions` and `dovecot-keywords`, so both programs exclude each
-//! other: `FILE.lock` created with `O_EXCL` holding `pid:host`. A dotlock outlives a crashed
-//! holder, so, as Dovecot does, a lock whose process is gone (same host) is overridden at
-//! once, and any other lock once neither it nor the file it protects changed for the stale
-//! timeout.
+//! other: `FILE.lock` holding `pid:host`, whoever creates it first holds it. We create it as
+//! Dovecot's hard-link mode does (a temporary file with the pid, linked to the lock name), so
+//! it is never seen empty; Dovecot's default `O_EXCL` mode excludes the same way. A dotlock
+//! outlives a crashed holder, so, as Dovecot does, a lock more than 2 s old whose process is
+//! gone (same host) is overridden at once, and any other lock once neither it nor the file
+//! it protects changed for the stale timeout.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};

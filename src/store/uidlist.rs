@@ -525,7 +525,12 @@ impl Maildir {
         if take_recent {
             let mut raced = false;
             for entry in entries.iter_mut().filter(|e| e.folder() == Folder::New) {
-                let name = format!("{}:2,", entry.file_name());
+                // A name that already carries info (flags) keeps it.
+                let name = if entry.file_name().contains(':') {
+                    entry.file_name().to_owned()
+                } else {
+                    format!("{}:2,", entry.file_name())
+                };
                 let from = self.entry_path(entry);
                 let to = self.path().join("cur").join(&name);
                 match fs::rename(&from, &to) {
