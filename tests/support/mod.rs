@@ -10,6 +10,7 @@ pub mod dovecot;
 pub mod imap;
 pub mod pop3;
 pub mod tls;
+pub mod transcript;
 
 use std::fs;
 use std::path::{Path, PathBuf};
