@@ -31,9 +31,9 @@ use std::path::{Path, PathBuf};
 
 use subtle::ConstantTimeEq;
 
-pub use maildir::{Delivery, Folder, Maildir, MessageEntry};
 pub use folders::{MailboxInfo, Mailboxes};
 pub use keywords::Keywords;
+pub use maildir::{Delivery, Folder, Maildir, MessageEntry};
 pub use passwd::PasswdFile;
 pub use uidlist::{ChangeStamp, Snapshot, UidMessage};
 pub use user_name::UserName;
