@@ -138,6 +138,8 @@ struct Entity<'a> {
     summary: PartSummary,
     kind: Kind,
     charset_label: String,
+    /// The header block as written, up to and including the blank line.
+    header: &'a [u8],
     body: &'a [u8],
 }
 
@@ -212,6 +214,7 @@ impl<'a> ParsedMessage<'a> {
                 parsed_here = parse_headers_lenient(pending.raw, where_, &mut self.warnings);
                 (&parsed_here.0, parsed_here.1)
             };
+            let header = pending.raw.get(..body_start).unwrap_or(pending.raw);
             let body = pending.raw.get(body_start..).unwrap_or_default();
             let ctype = match first_value(headers, "Content-Type") {
                 Some(value) => parse_content_type(&value),
@@ -354,6 +357,7 @@ impl<'a> ParsedMessage<'a> {
                 },
                 kind,
                 charset_label: ctype.charset,
+                header,
                 body,
             });
         }
@@ -469,6 +473,27 @@ impl<'a> ParsedMessage<'a> {
         Some(text.replace("\r\n", "\n"))
     }
 
+    /// Every entity as IMAP SEARCH reads it, in file order: its header block as written and,
+    /// for text, the transfer-decoded body with its charset label. Text is what Dovecot
+    /// searches: a `text/*` or `message/*` entity that is not split further; multipart bodies
+    /// and other types (images, PDFs, octet streams) have none.
+    pub fn search_parts(&self) -> impl Iterator<Item = SearchPart<'_>> + '_ {
+        self.entities.iter().map(|e| {
+            let textual = e.kind == Kind::Leaf
+                && (e.summary.content_type.starts_with("text/")
+                    || e.summary.content_type.starts_with("message/"));
+            SearchPart {
+                header: e.header,
+                text: textual.then(|| {
+                    (
+                        decode_transfer(e.body, &e.summary.encoding).0,
+                        e.charset_label.as_str(),
+                    )
+                }),
+            }
+        })
+    }
+
     /// The attachments with their transfer-decoded contents.
     pub fn attachments(&self) -> impl Iterator<Item = (&PartSummary, Cow<'a, [u8]>)> + '_ {
         self.entities
@@ -476,6 +501,28 @@ impl<'a> ParsedMessage<'a> {
             .filter(|e| e.summary.attachment)
             .map(|e| (&e.summary, decode_transfer(e.body, &e.summary.encoding).0))
     }
+}
+
+/// One entity of a message for SEARCH; see [`ParsedMessage::search_parts`].
+pub struct SearchPart<'p> {
+    /// The header block as written, with its blank line.
+    pub header: &'p [u8],
+    /// For text: the transfer-decoded body and its charset label (`us-ascii` by default).
+    pub text: Option<(Cow<'p, [u8]>, &'p str)>,
+}
+
+/// The fields of a header block, decoded (RFC 2047) and unfolded, malformed lines skipped,
+/// and where the body starts (the length of `raw` when there is no blank line).
+pub fn header_fields(raw: &[u8]) -> (Vec<HeaderField>, usize) {
+    let (headers, body_start) = parse_headers_lenient(raw, Place(""), &mut Vec::new());
+    let fields = headers
+        .iter()
+        .map(|header| HeaderField {
+            name: header.get_key(),
+            value: header.get_value(),
+        })
+        .collect();
+    (fields, body_start)
 }
 
 /// Whether a header has this name. Compares the raw bytes: mailparse's own lookups decode
@@ -707,7 +754,7 @@ fn lenient_base64(body: &[u8]) -> Vec<u8> {
 
 /// Bytes of a text part as a string: by its charset, else as ASCII (non-ASCII bytes become
 /// U+FFFD).
-fn decode_charset(bytes: &[u8], label: &str) -> String {
+pub fn decode_charset(bytes: &[u8], label: &str) -> String {
     match charset::Charset::for_label(label.trim().as_bytes()) {
         Some(charset) => charset.decode(bytes).0.into_owned(),
         None => charset::decode_ascii(bytes).into_owned(),
