@@ -119,7 +119,7 @@ impl Session {
             Err(StoreError::NoSuchMailbox { .. }) => {
                 return Err(Reply::no(format!(
                     "no mailbox \"{}\": CREATE it first",
-                    super::mutf7::encode(&name)
+                    crate::store::folders::encode_mutf7(&name)
                 ))
                 .with(Code::TryCreate))
             }

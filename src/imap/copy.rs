@@ -47,7 +47,7 @@ impl Session {
             Err(StoreError::NoSuchMailbox { .. }) => {
                 return Reply::no(format!(
                     "no mailbox \"{}\": CREATE it first",
-                    super::mutf7::encode(&name)
+                    crate::store::folders::encode_mutf7(&name)
                 ))
                 .with(Code::TryCreate)
             }

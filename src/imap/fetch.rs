@@ -92,7 +92,7 @@ fn expand(
         MacroOrMessageDataItemNames::Macro(m) => m
             .expand()
             .into_iter()
-            .map(|i| imap_codec::imap_types::IntoStatic::into_static(i))
+            .map(imap_codec::imap_types::IntoStatic::into_static)
             .collect(),
         MacroOrMessageDataItemNames::MessageDataItemNames(items) => items,
     };

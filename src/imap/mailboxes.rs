@@ -11,7 +11,6 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
-use super::mutf7;
 use super::response::{self, non_zero, Reply};
 use super::select::mailbox_name;
 use super::session::Session;
@@ -71,7 +70,7 @@ fn wire_mailbox(name: &str) -> Option<Mailbox<'static>> {
     if name == "INBOX" {
         return Some(Mailbox::Inbox);
     }
-    Mailbox::try_from(mutf7::encode(name)).ok()
+    Mailbox::try_from(crate::store::folders::encode_mutf7(name)).ok()
 }
 
 fn attribute(name: &'static str) -> FlagNameAttribute<'static> {
@@ -99,7 +98,10 @@ impl Session {
             ListMailbox::Token(token) => token.as_ref(),
             ListMailbox::String(string) => string.as_ref(),
         };
-        let Some(pattern) = mutf7::decode(pattern_bytes) else {
+        let Some(pattern) = std::str::from_utf8(pattern_bytes)
+            .ok()
+            .and_then(crate::store::folders::decode_mutf7)
+        else {
             return Reply::bad(format!(
                 "{verb} pattern is not modified UTF-7, e.g. {verb} \"\" \"*\""
             ));

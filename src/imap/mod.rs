@@ -4,8 +4,9 @@
 //! state and dispatches to one file per command group ([`auth`], [`select`], [`fetch`],
 //! [`store_flags`], [`copy`], [`search_command`], [`mailboxes`], [`append`], [`idle`]),
 //! answering through [`response`]. [`message`] maps a message's structure for FETCH,
-//! [`search`] evaluates SEARCH keys, [`mutf7`] converts mailbox names, and [`connection`]
-//! plugs the session into the shared server shell.
+//! [`search`] evaluates SEARCH keys, and [`connection`] plugs the session into the shared
+//! server shell. Mailbox names are converted between UTF-8 and modified UTF-7 with the
+//! store's codec ([`crate::store::folders::encode_mutf7`]).
 
 mod append;
 mod auth;
@@ -15,7 +16,6 @@ mod fetch;
 mod idle;
 mod mailboxes;
 pub mod message;
-pub mod mutf7;
 pub mod reader;
 mod response;
 pub mod search;

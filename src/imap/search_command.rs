@@ -106,7 +106,7 @@ impl Session {
             Charset::Quoted(quoted) => quoted.inner().to_owned(),
         });
         if let Some(name) = &charset {
-            if !name.eq_ignore_ascii_case("UTF-8") && !name.eq_ignore_ascii_case("US-ASCII") {
+            if !search::charset_supported(name) {
                 return Reply::no(format!(
                     "charset {name} is not supported: use UTF-8 or US-ASCII"
                 ))

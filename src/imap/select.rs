@@ -15,7 +15,6 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
-use super::mutf7;
 use super::response::{self, non_zero, Reply};
 use super::session::{Event, Session};
 use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, UidMessage};
@@ -162,28 +161,13 @@ pub(super) fn announce_flags(out: &mut Vec<u8>, keywords: &Keywords, read_only: 
 pub(super) fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, Reply> {
     match mailbox {
         Mailbox::Inbox => Ok("INBOX".into()),
-        Mailbox::Other(other) => mutf7::decode(other.as_ref()).ok_or_else(|| {
+        Mailbox::Other(other) => std::str::from_utf8(other.as_ref()).ok().and_then(crate::store::folders::decode_mutf7).ok_or_else(|| {
             Reply::no(
                 "invalid mailbox name: non-ASCII names are written in modified UTF-7 (RFC 3501 5.1.3), e.g. Entw&APw-rfe",
             )
             .with(response::other_code("CANNOT"))
         }),
     }
-}
-
-/// Whether `n` lies in `set`, with `*` standing for `largest`.
-pub(super) fn set_contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
-    let value = |v: &SeqOrUid| match v {
-        SeqOrUid::Value(v) => v.get(),
-        SeqOrUid::Asterisk => largest,
-    };
-    set.0.as_ref().iter().any(|sequence| match sequence {
-        Sequence::Single(v) => value(v) == n,
-        Sequence::Range(a, b) => {
-            let (a, b) = (value(a), value(b));
-            a.min(b) <= n && n <= a.max(b)
-        }
-    })
 }
 
 impl Selected {
@@ -202,13 +186,17 @@ impl Selected {
                 .messages
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| set_contains(set, m.uid, largest))
+                .filter(|(_, m)| super::search::sequence_set_contains(set, m.uid, largest))
                 .map(|(i, _)| i)
                 .collect());
         }
         for sequence in set.0.as_ref() {
             let values: &[&SeqOrUid] = match sequence {
                 Sequence::Single(v) => &[v],
+                // `n:*` is whatever of it exists.
+                Sequence::Range(SeqOrUid::Asterisk, _) | Sequence::Range(_, SeqOrUid::Asterisk) => {
+                    &[]
+                }
                 Sequence::Range(a, b) => &[a, b],
             };
             for value in values {
@@ -222,7 +210,7 @@ impl Selected {
             }
         }
         Ok((0..self.messages.len())
-            .filter(|&i| set_contains(set, i as u32 + 1, count))
+            .filter(|&i| super::search::sequence_set_contains(set, i as u32 + 1, count))
             .collect())
     }
 }
@@ -358,7 +346,7 @@ impl Session {
                 continue;
             }
             if let Some(set) = uids {
-                if !set_contains(set, message.uid, largest) {
+                if !super::search::sequence_set_contains(set, message.uid, largest) {
                     continue;
                 }
             }

@@ -716,6 +716,13 @@ impl Session {
             return;
         }
         use CommandBody::*;
+        if matches!(
+            body,
+            Fetch { .. } | Store { .. } | Search { .. } | Copy { .. } | Move { .. }
+        ) {
+            // Answer from a fresh view; expunges wait until they may be announced.
+            self.refresh(false, out);
+        }
         // Each handler answers with its tagged status, or `None` when it has taken care of
         // that itself (streaming, a pause, a continuation request).
         let (reply, expunge_ok) = match body {
@@ -862,12 +869,12 @@ impl Session {
         match error {
             StoreError::NoSuchMailbox { name } => Reply::no(format!(
                 "no mailbox \"{}\" (LIST \"\" \"*\" shows them; CREATE makes one)",
-                super::mutf7::encode(&name)
+                crate::store::folders::encode_mutf7(&name)
             ))
             .with(response::other_code("NONEXISTENT")),
             StoreError::MailboxExists { name } => Reply::no(format!(
                 "mailbox \"{}\" already exists",
-                super::mutf7::encode(&name)
+                crate::store::folders::encode_mutf7(&name)
             ))
             .with(response::other_code("ALREADYEXISTS")),
             StoreError::InvalidMailboxName { reason, .. } => {
