@@ -669,3 +669,101 @@ fn split_at_every_byte_gives_the_same_output() {
     let every: Vec<usize> = (1..script.len()).collect();
     assert_eq!(run(&every), whole);
 }
+
+/// FETCH of large messages is handed out in chunks of about 64 KiB, and the bodies arrive
+/// whole and in order.
+#[test]
+fn large_fetch_is_flushed_in_chunks() {
+    let mut h = Harness::new();
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?\r\n";
+    let body = line.repeat(5000);
+    let message = format!("Subject: big\r\n\r\n{body}");
+    for _ in 0..3 {
+        h.deliver(&message);
+    }
+    h.select();
+    h.session.receive(b"a1 FETCH 1:* (BODY.PEEK[])\r\n");
+    let mut all = Vec::new();
+    let mut flushes = 0;
+    loop {
+        let mut out = Vec::new();
+        match h.session.next(&mut out) {
+            Action::Flush => {
+                flushes += 1;
+                assert!(out.len() < 200 * 1024, "chunk of {}", out.len());
+            }
+            Action::NeedInput => {
+                all.extend_from_slice(&out);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        all.extend_from_slice(&out);
+    }
+    assert!(flushes >= 3 * message.len() / (128 * 1024), "{flushes} flushes");
+    let text = String::from_utf8(all).unwrap();
+    for seq in 1..=3 {
+        let head = format!("* {seq} FETCH (BODY[] {{{}}}\r\n{message})\r\n", message.len());
+        assert!(text.contains(&head), "message {seq}");
+    }
+    assert!(text.ends_with("a1 OK FETCH completed\r\n"));
+}
+
+/// Whatever the client sends, the session answers without panicking and its buffered
+/// output stays bounded.
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunk() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::sample::select(vec![
+                &b"a FETCH 1:* (FLAGS BODY[])\r\n"[..],
+                b"b STORE 1 +FLAGS (\\Seen x)\r\n",
+                b"c APPEND INBOX {5+}\r\nhello\r\n",
+                b"d APPEND INBOX {5}\r\n",
+                b"e SEARCH OR (SEEN) NOT (FROM \"x\")\r\n",
+                b"f IDLE\r\n",
+                b"DONE\r\n",
+                b"g LIST \"\" *\r\n",
+                b"h SELECT INBOX\r\n",
+                b"i EXPUNGE\r\n",
+                b"{3}\r\n",
+                b"{4294967295+}\r\n",
+                b"j AUTHENTICATE PLAIN\r\n",
+                b"k UID MOVE 1 INBOX\r\n",
+                b"\r\n",
+                b"\n",
+            ])
+            .prop_map(<[u8]>::to_vec),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn never_panics(chunks in proptest::collection::vec(chunk(), 1..30)) {
+            let mut h = Harness::new();
+            h.deliver(MESSAGE);
+            h.select();
+            for chunk in chunks {
+                h.session.receive(&chunk);
+                for _ in 0..10_000 {
+                    let mut out = Vec::new();
+                    let action = h.session.next(&mut out);
+                    prop_assert!(out.len() < 1024 * 1024);
+                    match action {
+                        Action::NeedInput => break,
+                        Action::Close => return Ok(()),
+                        Action::StartTls => return Ok(()),
+                        Action::Pause { then_close: true, .. } => return Ok(()),
+                        _ => {}
+                    }
+                }
+                let mut out = Vec::new();
+                h.session.tick(&mut out);
+            }
+        }
+    }
+}
