@@ -700,10 +700,16 @@ fn large_fetch_is_flushed_in_chunks() {
         }
         all.extend_from_slice(&out);
     }
-    assert!(flushes >= 3 * message.len() / (128 * 1024), "{flushes} flushes");
+    assert!(
+        flushes >= 3 * message.len() / (128 * 1024),
+        "{flushes} flushes"
+    );
     let text = String::from_utf8(all).unwrap();
     for seq in 1..=3 {
-        let head = format!("* {seq} FETCH (BODY[] {{{}}}\r\n{message})\r\n", message.len());
+        let head = format!(
+            "* {seq} FETCH (BODY[] {{{}}}\r\n{message})\r\n",
+            message.len()
+        );
         assert!(text.contains(&head), "message {seq}");
     }
     assert!(text.ends_with("a1 OK FETCH completed\r\n"));
@@ -766,4 +772,25 @@ mod arbitrary_input {
             }
         }
     }
+}
+
+#[test]
+fn literal_plus_append_before_login_is_skipped() {
+    let mut h = Harness::new();
+    let out = h.send(b"a1 APPEND INBOX {11+}\r\na2 NOOP\r\nxx\r\na3 NOOP\r\n");
+    assert!(out.starts_with("a1 BAD Log in first"), "{out}");
+    // The literal's octets ("a2 NOOP\r\nxx" is 11) were not read as a command.
+    assert!(!out.contains("a2"), "{out}");
+    assert!(out.ends_with("a3 OK NOOP completed\r\n"), "{out}");
+}
+
+#[test]
+fn fetch_on_an_empty_mailbox() {
+    let mut h = Harness::new();
+    h.select();
+    let out = h.send(b"a1 FETCH 1:* (FLAGS)\r\na2 UID FETCH 1:* (FLAGS)\r\na3 SEARCH ALL\r\n");
+    assert_eq!(
+        out,
+        "a1 OK FETCH completed\r\na2 OK UID FETCH completed\r\n* SEARCH\r\na3 OK SEARCH completed\r\n"
+    );
 }

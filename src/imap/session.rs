@@ -504,8 +504,9 @@ impl Session {
     fn too_long(&mut self, head: &[u8], out: &mut Vec<u8>) {
         let mut start = self.command.clone();
         start.extend_from_slice(head);
+        let secret = self.command_secret || mask_line(&start).1;
         self.reset_command();
-        if self.command_secret {
+        if secret {
             self.record_trace("***");
         } else {
             self.record_trace(&format!("{}...", trace_text(head)));
@@ -1032,6 +1033,21 @@ fn mask_line(line: &[u8]) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_stay_small() {
+        // Many idle sessions: keep the per-session and per-message state small.
+        assert!(
+            std::mem::size_of::<Session>() <= 512,
+            "{}",
+            std::mem::size_of::<Session>()
+        );
+        assert!(
+            std::mem::size_of::<super::super::select::Message>() <= 64,
+            "{}",
+            std::mem::size_of::<super::super::select::Message>()
+        );
+    }
 
     #[test]
     fn masks_secrets() {
