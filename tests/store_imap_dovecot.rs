@@ -482,3 +482,129 @@ fn our_store_reads_what_dovecot_wrote_and_continues_its_uids() {
     let seventh = &last.messages[5].entry;
     assert_eq!(imap_flags(&inbox, seventh.flags()), ["Baz"]);
 }
+
+/// Where [`crash_child`] works, when a crash test spawns it.
+const CRASH_DIR: &str = "MAILTOOL_TEST_CRASH_MAILDIR";
+
+/// Not a test on its own: with `MAILTOOL_TEST_CRASH_MAILDIR` set it delivers, numbers,
+/// flags and removes messages there until it is killed.
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CRASH_DIR) else {
+        return;
+    };
+    let maildir = Maildir::open(Path::new(&dir)).unwrap();
+    for i in 0u64.. {
+        let entry = deliver(&maildir, &format!("c{i}"));
+        if i % 3 == 0 {
+            maildir.sync_uids(true).unwrap();
+        } else {
+            maildir.assign_uids(std::slice::from_ref(&entry)).unwrap();
+        }
+        if i % 4 == 1 {
+            let _ = maildir.set_flags(&entry, "S");
+        }
+        if i % 5 == 2 {
+            // Expunges make later syncs rewrite the file, so kills land in rewrites too.
+            if let Some(first) = maildir.list().unwrap().first() {
+                maildir.remove(first).unwrap();
+            }
+        }
+    }
+}
+
+/// Every complete line of a uidlist as Dovecot's reader takes it: (uid, base); the header
+/// must be whole and valid, UIDs strictly ascending; only a torn last line may be left.
+fn read_uidlist_strictly(maildir: &Maildir) -> Vec<(u32, String)> {
+    let text = std::fs::read_to_string(maildir.path().join("dovecot-uidlist")).unwrap();
+    let mut lines = text.split_inclusive('\n');
+    let header = lines.next().unwrap();
+    let fields: Vec<&str> = header.trim_end().split(' ').collect();
+    assert!(header.ends_with('\n'), "torn header: {text:?}");
+    assert_eq!(fields[0], "3", "{header}");
+    assert!(fields[1].strip_prefix('V').unwrap().parse::<u32>().unwrap() > 0);
+    assert!(fields[2].strip_prefix('N').unwrap().parse::<u32>().unwrap() > 0);
+    assert_eq!(fields[3].strip_prefix('G').unwrap().len(), 32);
+    let mut records: Vec<(u32, String)> = Vec::new();
+    for line in lines {
+        let Some(line) = line.strip_suffix('\n') else {
+            continue; // a torn append: readers skip it
+        };
+        let (uid, base) = line
+            .split_once(" :")
+            .unwrap_or_else(|| panic!("broken line {line:?}"));
+        let uid: u32 = uid
+            .parse()
+            .unwrap_or_else(|_| panic!("broken line {line:?}"));
+        if let Some(&(last, _)) = records.last() {
+            assert!(uid > last, "UIDs out of order: {last} then {uid}");
+        }
+        records.push((uid, base.to_owned()));
+    }
+    records
+}
+
+#[test]
+fn kill_9_never_breaks_the_uidlist_nor_reuses_a_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = Maildir::create(&dir.path().join("box")).unwrap();
+    deliver(&maildir, "first");
+    let uid_validity = maildir.sync_uids(false).unwrap().uid_validity;
+    let mut history: BTreeMap<String, u32> = BTreeMap::new();
+    let mut owners: BTreeMap<u32, String> = BTreeMap::new();
+    let mut remember = |records: Vec<(u32, String)>| {
+        for (uid, base) in records {
+            assert_eq!(
+                *history.entry(base.clone()).or_insert(uid),
+                uid,
+                "{base} changed UID"
+            );
+            assert_eq!(
+                *owners.entry(uid).or_insert(base.clone()),
+                base,
+                "UID {uid} reused"
+            );
+        }
+    };
+    for round in 0..6u64 {
+        // A lock left by the previous victim: age it, as if seconds had passed, so the next
+        // locker finds its holder dead at once instead of waiting for that (Dovecot's rule).
+        let lock = maildir.path().join("dovecot-uidlist.lock");
+        if let Ok(file) = std::fs::File::options().write(true).open(&lock) {
+            file.set_modified(SystemTime::now() - Duration::from_secs(10))
+                .unwrap();
+        }
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(CRASH_DIR, maildir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(60 + round * 17));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        remember(read_uidlist_strictly(&maildir));
+    }
+    let lock = maildir.path().join("dovecot-uidlist.lock");
+    if let Ok(file) = std::fs::File::options().write(true).open(&lock) {
+        file.set_modified(SystemTime::now() - Duration::from_secs(10))
+            .unwrap();
+    }
+    let snap = maildir.sync_uids(false).unwrap();
+    assert_eq!(snap.uid_validity, uid_validity);
+    let on_disk = maildir.list().unwrap();
+    assert_eq!(
+        snap.messages.len(),
+        on_disk.len(),
+        "every message has a UID"
+    );
+    assert!(on_disk.len() > 10, "the child got some work done");
+    remember(
+        snap.messages
+            .iter()
+            .map(|m| (m.uid, m.entry.base().to_owned()))
+            .collect(),
+    );
+    remember(read_uidlist_strictly(&maildir));
+}

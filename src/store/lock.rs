@@ -143,36 +143,18 @@ impl DotLock {
         let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
+        // The lock appears by link(2) of a file that already holds our pid (Dovecot's
+        // hard-link dotlock), so it never exists empty: an empty lock left by a crash could
+        // only be overridden after the whole stale timeout.
+        let temp = TempLockFile::create(&lock_path)?;
         let start = Instant::now();
         let mut lock_seen: Option<Seen> = None;
         let mut file_seen: Option<Seen> = None;
         let mut last_change = 0i64;
         let mut pause = Duration::from_millis(2);
         loop {
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&lock_path)
-            {
-                Ok(mut file) => {
-                    let pid = format!("{}:{}", std::process::id(), raw_host_name());
-                    // As Dovecot: a lock we cannot write our pid into stays empty.
-                    if file.write_all(pid.as_bytes()).is_err() {
-                        let _ = file.set_len(0);
-                    }
-                    let meta = file
-                        .metadata()
-                        .map_err(|e| StoreError::io("examine", &lock_path, e))?;
-                    return Ok(DotLock {
-                        lock_path,
-                        file: Some(file),
-                        dev: meta.dev(),
-                        ino: meta.ino(),
-                    });
-                }
+            match fs::hard_link(&temp.path, &lock_path) {
+                Ok(()) => return Ok(temp.into_lock(lock_path)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(StoreError::io("create lock file", &lock_path, e)),
             }
@@ -283,6 +265,59 @@ impl DotLock {
         }
         sync_parent(target)?;
         Ok(())
+    }
+}
+
+/// The file holding our `pid:host` that becomes the lock by a hard link; removed on drop.
+struct TempLockFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl TempLockFile {
+    fn create(lock_path: &Path) -> Result<TempLockFile> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            ".temp.{}.{}.{}",
+            std::process::id(),
+            count,
+            lock_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("lock")
+        );
+        let path = lock_path.with_file_name(name);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| StoreError::io("create lock file", &path, e))?;
+        let mut temp = TempLockFile { path, file: None };
+        file.write_all(format!("{}:{}", std::process::id(), raw_host_name()).as_bytes())
+            .map_err(|e| StoreError::io("write", &temp.path, e))?;
+        temp.file = Some(file);
+        Ok(temp)
+    }
+
+    fn into_lock(mut self, lock_path: PathBuf) -> DotLock {
+        let file = self.file.take().expect("a temporary lock file is open");
+        let meta = file.metadata().ok();
+        DotLock {
+            lock_path,
+            file: Some(file),
+            dev: meta.as_ref().map_or(0, MetadataExt::dev),
+            ino: meta.as_ref().map_or(0, MetadataExt::ino),
+        }
+    }
+}
+
+impl Drop for TempLockFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 
