@@ -1018,11 +1018,15 @@ pub(super) fn trace_text(line: &[u8]) -> String {
 fn mask_line(line: &[u8]) -> (String, bool) {
     let text = trace_text(line);
     let words: Vec<&str> = text.split_ascii_whitespace().collect();
-    let keep = match words.get(1).map(|w| w.to_ascii_uppercase()) {
-        Some(name) if name == "LOGIN" => 3,
-        Some(name) if name == "AUTHENTICATE" => 3,
-        _ => return (text, false),
+    // The command is the second word, or the first when the tag was forgotten.
+    let Some(at) = words
+        .iter()
+        .take(2)
+        .position(|w| w.eq_ignore_ascii_case("LOGIN") || w.eq_ignore_ascii_case("AUTHENTICATE"))
+    else {
+        return (text, false);
     };
+    let keep = at + 2;
     let mut masked = words[..words.len().min(keep)].join(" ");
     if words.len() > keep {
         masked.push_str(" ***");
@@ -1053,6 +1057,8 @@ mod tests {
     fn masks_secrets() {
         assert_eq!(mask_line(b"a1 LOGIN alice secret").0, "a1 LOGIN alice ***");
         assert_eq!(mask_line(b"a1 login alice").0, "a1 login alice");
+        assert_eq!(mask_line(b"LOGIN alice secret").0, "LOGIN alice ***");
+        assert_eq!(mask_line(b"a1 LOGIN \"al ice\" pw").0, "a1 LOGIN \"al ***");
         assert_eq!(mask_line(b"a1 LOGIN {5}").0, "a1 LOGIN {5}");
         assert_eq!(
             mask_line(b"a2 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==").0,
