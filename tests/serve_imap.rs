@@ -37,19 +37,6 @@ fn message_files(maildir: &Path) -> Vec<String> {
     names
 }
 
-fn crlf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 40);
-    let mut previous = 0u8;
-    for &byte in bytes {
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(byte);
-        previous = byte;
-    }
-    out
-}
-
 #[test]
 fn imaplib_reads_every_message_byte_for_byte_and_sees_the_flags_of_the_files() {
     let store = TempStore::demo();
@@ -92,7 +79,7 @@ imap.logout()
         let body = hex_decode(message["body"].as_str().unwrap());
         let file = after
             .iter()
-            .find(|name| crlf(&fs::read(maildir.join(name)).unwrap()) == body)
+            .find(|name| support::crlf_line_ends(&fs::read(maildir.join(name)).unwrap()) == body)
             .unwrap_or_else(|| panic!("no file holds the body sent for {meta}"));
         let size: usize = meta
             .split("RFC822.SIZE ")
@@ -365,7 +352,8 @@ fn curl_lists_mailboxes_and_fetches_a_message() {
         .into_iter()
         .find(|name| name.contains("1700000001."))
         .unwrap();
-    let expected = crlf(&fs::read(store.path().join("asterix").join(file)).unwrap());
+    let expected =
+        support::crlf_line_ends(&fs::read(store.path().join("asterix").join(file)).unwrap());
     assert_eq!(body.stdout, expected);
 }
 
