@@ -86,10 +86,30 @@ prints the addresses it listens on to stdout, logs one line per session event to
 stops cleanly on Ctrl-C or SIGTERM.")]
     ServeImap(ServeImapArgs),
 
-    /// Serve POP3 and IMAP together on one store, in one process.
+    /// Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store.
+    #[command(after_help = "\
+Examples:
+  mailtool serve-smtp --demo --port 2525        a throwaway copy of the demo store
+  swaks --server 127.0.0.1:2525 --to asterix@localhost
+                                               send a test mail, then: mailtool mbox wait asterix
+  nc -C 127.0.0.1 2525                         then type: EHLO me, MAIL FROM:<you@example.org>,
+                                               RCPT TO:<asterix@localhost>, DATA, text, '.', QUIT
+  mailtool serve-smtp --lmtp --port 2424       LMTP for an MTA such as Postfix (lmtp:inet:...)
+  mailtool serve-smtp --port 2525 --auth required --tls-cert cert.pem --tls-key key.pem \\
+      --require-tls --tls-port 4465            submission: STARTTLS and AUTH before MAIL
+
+Recipients are user@DOMAIN for a user of the store and a --domain (default: localhost and the
+host name); mailtool never relays. Each message is written to tmp/, synced and linked into
+new/ of every recipient before the 250 (LMTP: one reply per recipient). The log says who sent
+what to whom and the file it went to; --trace shows the dialogue with AUTH masked.")]
+    ServeSmtp(ServeSmtpArgs),
+
+    /// Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process.
     #[command(after_help = "\
 Examples:
   mailtool serve --demo --pop-port 1100 --imap-port 1430
+  mailtool serve --demo --pop-port 1100 --imap-port 1430 --smtp-port 2525
+                                               the whole lab: mail in over SMTP, out over both
   mailtool --store ./mailstore serve --pop-port 0 --imap-port 0 --json
 
 Every protocol listens on its own port and prints its address to stdout, marked with the
@@ -179,6 +199,53 @@ pub struct ServeImapArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeSmtpArgs {
+    /// The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// Speak LMTP (RFC 2033, for an MTA handing mail over) instead of SMTP.
+    #[arg(long)]
+    pub lmtp: bool,
+
+    /// A mail domain of the store (repeatable) [default: localhost and the host name].
+    #[arg(long, value_name = "NAME")]
+    pub domain: Vec<String>,
+
+    /// The largest message accepted, in octets (announced with SIZE).
+    #[arg(long, default_value_t = 50 * 1024 * 1024, value_name = "BYTES")]
+    pub max_message_size: u64,
+
+    /// Most recipients of one message.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_recipients: usize,
+
+    /// AUTH PLAIN/LOGIN against the store's passwd-file: off, optional, or required before
+    /// MAIL (a submission server).
+    #[arg(long, value_enum, default_value_t = AuthMode::Off)]
+    pub auth: AuthMode,
+
+    /// Also serve implicit TLS (SMTPS, conventionally 465) on this port (0 picks a free one).
+    #[arg(long, value_name = "N", requires = "tls_cert")]
+    pub tls_port: Option<u16>,
+
+    /// Close a session that sends nothing for this long (RFC 5321 asks for at least 300).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub idle_timeout: u64,
+
+    #[command(flatten)]
+    pub server: ServerOptions,
+}
+
+/// `serve-smtp --auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    Off,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The POP3 port (0 picks a free one).
     #[arg(long, default_value_t = 110, value_name = "N")]
@@ -187,6 +254,14 @@ pub struct ServeArgs {
     /// The IMAP port (0 picks a free one).
     #[arg(long, default_value_t = 143, value_name = "N")]
     pub imap_port: u16,
+
+    /// Also receive mail over SMTP on this port (0 picks a free one).
+    #[arg(long, value_name = "N")]
+    pub smtp_port: Option<u16>,
+
+    /// Also receive mail over LMTP on this port (0 picks a free one).
+    #[arg(long, value_name = "N")]
+    pub lmtp_port: Option<u16>,
 
     /// Also serve POP3S (implicit TLS) on this port.
     #[arg(long, value_name = "N", requires = "tls_cert")]
