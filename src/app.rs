@@ -91,6 +91,15 @@ fn run_mbox(store: &Store, command: MboxCommand, printer: &mut Printer<io::Stdou
                 printer.print(&summary)?;
             }
         }
+        MboxCommand::Wait(args) => {
+            let wanted = mbox::WaitFor {
+                from: args.from,
+                subject: args.subject,
+            };
+            let timeout = std::time::Duration::from_secs(args.timeout);
+            printer.print(&mbox::wait(store, &args.name, &wanted, timeout)?)?
+        }
+        MboxCommand::Purge { name } => printer.print(&mbox::purge(store, &name)?)?,
         MboxCommand::Deliver { name, files, mbox } => {
             let mut progress = Progress::stderr();
             let (mut count, mut bytes) = (0usize, 0u64);

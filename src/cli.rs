@@ -23,13 +23,15 @@ Examples:
   mailtool mbox add-user asterix             create a user (asks for the password twice)
   mailtool mbox deliver asterix note.eml     deliver a mail into asterix's Maildir
   mailtool mbox list --json | jq .           users with message counts, as JSON lines
+  mailtool mbox wait asterix --subject Welcome --timeout 30
+                                             block until such a mail arrives (tests of apps)
   mailtool inspect --user asterix            one line per message of asterix's mailbox
   mailtool imap-unread --host imap.example.org --tls --user me
 
 The store (--store, $MAILTOOL_STORE, else ./mailstore) is STORE/passwd, a Dovecot passwd-file,
 plus one Maildir per user at STORE/<name>/{tmp,new,cur}; Dovecot can serve it unchanged.
 Exit status: 0 ok, 1 failure, 2 usage, 3 authentication refused, 4 connection or TLS failure,
-5 server error."
+5 server error, 6 timeout (mbox wait)."
 )]
 pub struct Cli {
     /// The mail store: a directory holding `passwd` and one Maildir per user.
@@ -479,6 +481,45 @@ Dovecot's ,S= and ,W= size fields.")]
         #[arg(long)]
         mbox: bool,
     },
+
+    /// Block until a matching mail is in a user's mailbox, then print its summary.
+    #[command(after_help = "\
+Examples:
+  mailtool mbox wait asterix                          the first mail there or arriving
+  mailtool mbox wait asterix --from shop@example.org --subject 'your order' --timeout 10
+  mailtool mbox wait asterix --json | jq -r .subject
+
+A mail already in the mailbox counts. The mailbox is watched with inotify (no polling). The
+summary has the fields of 'mailtool inspect'. Exit status 6 when nothing matched in time.")]
+    Wait(WaitArgs),
+
+    /// Remove every mail of a user's mailbox (the user stays).
+    #[command(after_help = "\
+Examples:
+  mailtool mbox purge asterix          empty the mailbox between two test runs
+
+Dovecot's dovecot-uidlist stays consistent: the UIDs of removed files are dropped when the
+mailbox is next read.")]
+    Purge {
+        /// The user whose mail is removed.
+        name: String,
+    },
+}
+
+/// Wait for mail: what `mbox wait` takes.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The user whose mailbox is watched.
+    pub name: String,
+    /// Only a mail whose From (name or address) contains this, any case.
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// Only a mail whose decoded Subject contains this, any case.
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    /// Give up after this long, with exit status 6.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
 }
 
 /// Write the completion script for `shell` to `out`.
