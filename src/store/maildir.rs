@@ -43,7 +43,7 @@ pub struct MessageEntry {
 }
 
 impl MessageEntry {
-    fn from_name(folder: Folder, file_name: String) -> Self {
+    pub(super) fn from_name(folder: Folder, file_name: String) -> Self {
         let time = time_from_name(&file_name).unwrap_or((u64::MAX, 0));
         MessageEntry {
             folder,
@@ -307,10 +307,7 @@ impl Maildir {
 
     /// Give a message exactly these flags, moving it to `cur/`. Returns the renamed entry.
     pub fn set_flags(&self, entry: &MessageEntry, flags: &str) -> Result<MessageEntry> {
-        let mut letters: Vec<char> = flags.chars().filter(char::is_ascii_alphabetic).collect();
-        letters.sort_unstable();
-        letters.dedup();
-        let flags: String = letters.into_iter().collect();
+        let flags = normalize_flags(flags);
         let target = MessageEntry {
             folder: Folder::Cur,
             file_name: format!("{}:2,{flags}", entry.base()),
@@ -383,7 +380,11 @@ impl Maildir {
     /// # Errors
     /// The message is gone.
     pub fn received_time(&self, entry: &MessageEntry) -> Result<SystemTime> {
-        todo!("{entry:?}")
+        let (meta, _) = self.with_current(entry, "read the received time of", |e| {
+            fs::symlink_metadata(self.entry_path(e))
+        })?;
+        meta.modified()
+            .map_err(|e| StoreError::io("read the received time of", self.entry_path(entry), e))
     }
 
     /// Copy a message of `source` into this Maildir under a new unique name with `flags`
@@ -398,7 +399,55 @@ impl Maildir {
         entry: &MessageEntry,
         flags: &str,
     ) -> Result<MessageEntry> {
-        todo!("{source:?} {entry:?} {flags}")
+        self.ensure_folders()?;
+        let flags = normalize_flags(flags);
+        // The size fields stay true of the same content; only the unique part is new.
+        let base = match entry.base().split_once(',') {
+            Some((_, fields)) => format!("{},{fields}", unique_name()),
+            None => unique_name(),
+        };
+        let target = MessageEntry::from_name(
+            if flags.is_empty() {
+                Folder::New
+            } else {
+                Folder::Cur
+            },
+            if flags.is_empty() {
+                base
+            } else {
+                format!("{base}:2,{flags}")
+            },
+        );
+        let target_path = self.entry_path(&target);
+        let linked = source.with_current(entry, "copy", |e| {
+            match fs::hard_link(source.entry_path(e), &target_path) {
+                Ok(()) => Ok(true),
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EXDEV | libc::EPERM | libc::EMLINK)
+                    ) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        });
+        match linked {
+            Ok((true, _)) => {
+                sync_dir(&self.root.join(target.folder.dir_name()))?;
+                Ok(target)
+            }
+            Ok((false, current)) => {
+                let received = source.received_time(&current)?;
+                let (mut file, _) = source.open_message(&current)?;
+                let mut delivery = self.deliver()?;
+                io::copy(&mut file, &mut delivery)
+                    .map_err(|e| StoreError::io("copy", source.entry_path(&current), e))?;
+                delivery.commit_as(&flags, Some(received))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Take the mailbox's exclusive lock (RFC 1939's maildrop lock) if it is free.
@@ -449,36 +498,43 @@ impl Delivery {
     /// Sync the message and move it into `new/` under its final name. The `,W=` field is
     /// written only when the message ends with a line end: then it is exactly what both
     /// Dovecot and a POP3 RETR count, so readers can trust it without opening the file.
-    pub fn commit(mut self) -> Result<MessageEntry> {
-        let file = self.file.take().expect("delivery committed twice");
-        file.sync_all()
-            .map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
-        drop(file);
-        let mut name = format!("{},S={}", self.unique, self.size);
-        if self.last == Some(b'\n') {
-            name.push_str(&format!(",W={}", self.size + self.bare_lfs));
-        }
-        let new_dir = self.root.join("new");
-        let final_path = new_dir.join(&name);
-        // A hard link never replaces an existing file, unlike rename.
-        fs::hard_link(&self.tmp_path, &final_path)
-            .map_err(|e| StoreError::io("deliver into", &final_path, e))?;
-        let _ = fs::remove_file(&self.tmp_path);
-        File::open(&new_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| StoreError::io("sync", &new_dir, e))?;
-        Ok(MessageEntry::from_name(Folder::New, name))
+    pub fn commit(self) -> Result<MessageEntry> {
+        self.commit_as("", None)
     }
-}
 
-impl Delivery {
     /// Like [`Delivery::commit`], but into `cur/` with `flags` (Maildir letters) when there
-    /// are any, and with `received` as the received time (IMAP APPEND's date).
+    /// are any, and with `received` as the received time (IMAP APPEND's date): the file's
+    /// modification time, set before the message is linked into place.
     ///
     /// # Errors
     /// As for [`Delivery::commit`].
-    pub fn commit_as(self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
-        todo!("{flags} {received:?}")
+    pub fn commit_as(mut self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
+        let file = self.file.take().expect("delivery committed twice");
+        if let Some(received) = received {
+            file.set_modified(received)
+                .map_err(|e| StoreError::io("set the received time of", &self.tmp_path, e))?;
+        }
+        file.sync_all()
+            .map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
+        drop(file);
+        let mut base = format!("{},S={}", self.unique, self.size);
+        if self.last == Some(b'\n') {
+            base.push_str(&format!(",W={}", self.size + self.bare_lfs));
+        }
+        let flags = normalize_flags(flags);
+        let entry = if flags.is_empty() {
+            MessageEntry::from_name(Folder::New, base)
+        } else {
+            MessageEntry::from_name(Folder::Cur, format!("{base}:2,{flags}"))
+        };
+        let dir = self.root.join(entry.folder.dir_name());
+        let final_path = dir.join(&entry.file_name);
+        // A hard link never replaces an existing file, unlike rename.
+        let linked = fs::hard_link(&self.tmp_path, &final_path);
+        let _ = fs::remove_file(&self.tmp_path);
+        linked.map_err(|e| StoreError::io("deliver into", &final_path, e))?;
+        sync_dir(&dir)?;
+        Ok(entry)
     }
 }
 
@@ -488,6 +544,21 @@ impl Drop for Delivery {
             let _ = fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// Maildir flag letters as a file name keeps them: letters only, sorted (system flags in
+/// uppercase before keyword letters), each once.
+fn normalize_flags(flags: &str) -> String {
+    let mut letters: Vec<char> = flags.chars().filter(char::is_ascii_alphabetic).collect();
+    letters.sort_unstable();
+    letters.dedup();
+    letters.into_iter().collect()
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("sync", dir, e))
 }
 
 /// A name no other delivery uses: time, pid and a per-process counter, plus the host.
@@ -509,22 +580,8 @@ fn unique_name() -> String {
 
 /// The host name with `/`, `:` and `,` escaped as the Maildir conventions ask.
 pub(crate) fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for buf.len() bytes; gethostname NUL-terminates within it or
-    // truncates, and we stop at the first NUL or the end.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let raw = if ok {
-        let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..len]).into_owned()
-    } else {
-        String::new()
-    };
-    let name = if raw.is_empty() {
-        "localhost".into()
-    } else {
-        raw
-    };
-    name.replace('/', "\\057")
+    lock::raw_host_name()
+        .replace('/', "\\057")
         .replace(':', "\\072")
         .replace(',', "\\054")
 }

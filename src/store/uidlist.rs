@@ -3,8 +3,48 @@
 //! temporary file and rename, so that UIDs assigned here are the ones Dovecot shows and the
 //! reverse. Also where a session takes mail from `new/` into `cur/`: the session whose rename
 //! succeeds is the one that sees the mail `\Recent`, as with Dovecot.
+//!
+//! The format, as Dovecot 2.3's `maildir-uidlist.c` reads and writes it:
+//!
+//! ```text
+//! 3 V<uidvalidity> N<nextuid> G<mailbox guid, 32 hex> [other header fields]
+//! <uid> [<ext field>...] :<base file name, without ":2,flags">
+//! ```
+//!
+//! Extension fields are a capital letter and a value (`S<size>`, `W<vsize>`, `G<guid>`, ...);
+//! they are kept as they are. Writers append lines at the end, so a reader takes NEXTUID as
+//! the larger of `N` and the last UID + 1. A rewrite (which drops the lines of messages that
+//! are gone) goes to `dovecot-uidlist.tmp`, is synced and renamed over the file.
+//!
+//! Crash safety: a line counts only once its line end is written, as with Dovecot's reader;
+//! a torn last line is left out (its UID is still never used again) and the file is then
+//! rewritten rather than appended to. A new mailbox's UIDVALIDITY comes from the user's
+//! `dovecot-uidvalidity` file as Dovecot draws it, so it is unique among the user's mailboxes.
 
-use super::{Maildir, MessageEntry, Result};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::lock::{self, DotLock, DotLockSettings};
+use super::maildir::Folder;
+use super::{Maildir, MessageEntry, Result, StoreError};
+
+const UIDLIST: &str = "dovecot-uidlist";
+const UIDLIST_TMP: &str = "dovecot-uidlist.tmp";
+const UIDVALIDITY: &str = "dovecot-uidvalidity";
+
+/// Dovecot's `MAILDIR_UIDLIST_LOCK_STALE_TIMEOUT` (2 minutes), and its wait: that plus 2 s.
+pub(crate) const UIDLIST_LOCK: DotLockSettings = DotLockSettings {
+    stale_timeout: Duration::from_secs(120),
+    timeout: Duration::from_secs(122),
+};
+
+/// Rewrite rather than append once this share (in percent) of the lines name files that are
+/// gone (Dovecot's `UIDLIST_COMPRESS_PERCENTAGE`).
+const COMPRESS_PERCENTAGE: usize = 75;
 
 /// A message with its UID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,16 +80,540 @@ impl ChangeStamp {
     }
 }
 
+/// One line of the uidlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    uid: u32,
+    /// The extension fields, space-separated, exactly as read (usually empty).
+    ext: String,
+    base: String,
+}
+
+/// The parsed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct UidList {
+    /// The file exists with a usable header.
+    exists: bool,
+    uid_validity: u32,
+    next_uid: u32,
+    guid: Option<String>,
+    /// Header fields other than V, N and G, kept for rewrites.
+    other_header: String,
+    /// In UID order.
+    records: Vec<Record>,
+    /// The file may not be appended to (torn or broken lines, old version, no GUID).
+    needs_rewrite: bool,
+}
+
+impl UidList {
+    /// Parse tolerantly: what cannot be read is left out and marks the file for a rewrite;
+    /// no UID read (even from a torn line) is ever handed out again.
+    fn parse(text: &str) -> UidList {
+        let mut list = UidList {
+            next_uid: 1,
+            ..UidList::default()
+        };
+        if text.is_empty() {
+            return list;
+        }
+        let mut lines = text.split_inclusive('\n');
+        let header = lines.next().unwrap_or("");
+        match header.strip_suffix('\n').and_then(parse_header) {
+            Some(h) => {
+                list.exists = true;
+                list.uid_validity = h.uid_validity;
+                list.next_uid = h.next_uid;
+                list.needs_rewrite = h.guid.is_none() || h.version != 3;
+                list.guid = h.guid;
+                list.other_header = h.other;
+            }
+            None => list.needs_rewrite = true,
+        }
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut max_uid = 0u32;
+        for line in lines {
+            let complete = line.strip_suffix('\n');
+            let Some((uid, ext, base)) = complete.and_then(parse_record) else {
+                // A torn or broken line: leave it out, but never reuse a UID it may carry.
+                let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+                if let Ok(uid) = line[..digits].parse::<u32>() {
+                    if uid < u32::MAX {
+                        max_uid = max_uid.max(uid);
+                    }
+                }
+                list.needs_rewrite = true;
+                continue;
+            };
+            if uid <= max_uid {
+                // Out of order: Dovecot takes the file as broken; keep what came first.
+                list.needs_rewrite = true;
+                continue;
+            }
+            max_uid = uid;
+            if let Some(&old) = index.get(base) {
+                // The same file twice (moved back after an expunge): the later UID wins.
+                list.records[old].uid = 0;
+                list.needs_rewrite = true;
+            }
+            index.insert(base, list.records.len());
+            list.records.push(Record {
+                uid,
+                ext: ext.to_owned(),
+                base: base.to_owned(),
+            });
+        }
+        list.records.retain(|r| r.uid != 0);
+        list.next_uid = list.next_uid.max(max_uid.saturating_add(1));
+        list
+    }
+
+    /// Base file name to UID.
+    fn index(&self) -> HashMap<&str, u32> {
+        self.records
+            .iter()
+            .map(|r| (r.base.as_str(), r.uid))
+            .collect()
+    }
+
+    /// The listed messages that have a UID, in UID order.
+    fn snapshot(
+        &self,
+        uids: &HashMap<&str, u32>,
+        entries: Vec<MessageEntry>,
+        recent: &HashSet<String>,
+    ) -> Snapshot {
+        let mut messages = Vec::with_capacity(entries.len());
+        let mut seen = HashSet::with_capacity(entries.len());
+        for entry in entries {
+            let Some(&uid) = uids.get(entry.base()) else {
+                continue;
+            };
+            if !seen.insert(uid) {
+                // The same message under two names (new/ and cur/ mid-rename): once.
+                continue;
+            }
+            let is_recent = !recent.is_empty() && recent.contains(entry.base());
+            messages.push(UidMessage {
+                uid,
+                entry,
+                recent: is_recent,
+            });
+        }
+        messages.sort_unstable_by_key(|m| m.uid);
+        Snapshot {
+            uid_validity: self.uid_validity,
+            uid_next: self.next_uid,
+            messages,
+        }
+    }
+
+    fn header_line(&self) -> String {
+        let mut line = format!(
+            "3 V{} N{} G{}",
+            self.uid_validity,
+            self.next_uid,
+            self.guid.as_deref().unwrap_or_default()
+        );
+        if !self.other_header.is_empty() {
+            line.push(' ');
+            line.push_str(&self.other_header);
+        }
+        line.push('\n');
+        line
+    }
+}
+
+fn push_record(out: &mut String, record: &Record) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{}", record.uid);
+    if !record.ext.is_empty() {
+        out.push(' ');
+        out.push_str(&record.ext);
+    }
+    out.push_str(" :");
+    out.push_str(&record.base);
+    out.push('\n');
+}
+
+struct Header {
+    version: u32,
+    uid_validity: u32,
+    next_uid: u32,
+    guid: Option<String>,
+    other: String,
+}
+
+fn parse_header(line: &str) -> Option<Header> {
+    let (version, rest) = line.split_once(' ')?;
+    match version {
+        "1" => {
+            // Version 1: "1 <uidvalidity> <nextuid>"; read, then rewritten as version 3.
+            let mut fields = rest.split(' ');
+            let uid_validity = fields.next()?.parse().ok().filter(|&v| v != 0)?;
+            let next_uid = fields.next()?.parse().ok().filter(|&n| n != 0)?;
+            Some(Header {
+                version: 1,
+                uid_validity,
+                next_uid,
+                guid: None,
+                other: String::new(),
+            })
+        }
+        "3" => {
+            let (mut uid_validity, mut next_uid, mut guid) = (0u32, 0u32, None);
+            let mut other = Vec::new();
+            for field in rest.split(' ').filter(|f| !f.is_empty()) {
+                let (key, value) = field.split_at(field.chars().next()?.len_utf8());
+                match key {
+                    "V" => uid_validity = value.parse().ok()?,
+                    "N" => next_uid = value.parse().ok()?,
+                    "G" => {
+                        if value.len() != 32 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            return None;
+                        }
+                        guid = Some(value.to_owned());
+                    }
+                    _ => other.push(field),
+                }
+            }
+            (uid_validity != 0 && next_uid != 0).then(|| Header {
+                version: 3,
+                uid_validity,
+                next_uid,
+                guid,
+                other: other.join(" "),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `<uid> [ext...] :<base>` as (uid, ext fields, base).
+fn parse_record(line: &str) -> Option<(u32, &str, &str)> {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    let uid: u32 = line[..digits]
+        .parse()
+        .ok()
+        .filter(|&u| u != 0 && u != u32::MAX)?;
+    let rest = line[digits..].strip_prefix(' ')?.trim_start_matches(' ');
+    let (ext, base) = if let Some(base) = rest.strip_prefix(':') {
+        ("", base)
+    } else {
+        let at = rest.find(" :")?;
+        let ext = rest[..at].trim_end_matches(' ');
+        if !ext
+            .split(' ')
+            .filter(|f| !f.is_empty())
+            .all(|f| f.as_bytes()[0].is_ascii_uppercase())
+        {
+            return None;
+        }
+        (ext, &rest[at + 2..])
+    };
+    if base.is_empty() || base.contains('/') || base.contains(':') {
+        return None;
+    }
+    Some((uid, ext, base))
+}
+
+/// A 128-bit mailbox GUID as 32 hex digits.
+fn new_guid() -> String {
+    let mut bytes = [0u8; 16];
+    // SAFETY: bytes is valid for 16 writable bytes.
+    let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if got != bytes.len() as isize {
+        // No randomness: time, pid and a counter are unique enough for a mailbox GUID.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes[..12].copy_from_slice(&now.to_le_bytes()[..12]);
+        bytes[12..].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32)
+        .max(1)
+}
+
+/// The next UIDVALIDITY of a user's mailbox, drawn as Dovecot's `mailbox_uidvalidity_next`
+/// does: `dovecot-uidvalidity` in the user's Maildir holds the last value in hex, and the
+/// empty file `dovecot-uidvalidity.<hex>` is renamed to the next value, which makes the draw
+/// atomic between processes. The first value is the current time.
+fn next_uid_validity(user_root: &Path) -> u32 {
+    let main = user_root.join(UIDVALIDITY);
+    let marker = |value: u32| user_root.join(format!("{UIDVALIDITY}.{value:08x}"));
+    let write_main = |value: u32| {
+        let _ = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&main)
+            .and_then(|mut f| f.write_all(format!("{value:08x}").as_bytes()));
+    };
+    let rename_from = |mut value: u32| -> Option<u32> {
+        for _ in 0..10 {
+            let next = value.wrapping_add(1).max(1);
+            match fs::rename(marker(value), marker(next)) {
+                Ok(()) => return Some(next),
+                // Another process drew it first: try the next one.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => value = next,
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    let stored = fs::read_to_string(&main)
+        .ok()
+        .and_then(|t| u32::from_str_radix(t.get(..8.min(t.len()))?.trim(), 16).ok())
+        .filter(|&v| v != 0);
+    if let Some(value) = stored.and_then(rename_from) {
+        write_main(value);
+        return value;
+    }
+    // Rescan for marker files, as Dovecot does when the main file is missing or wrong.
+    let prefix = format!("{UIDVALIDITY}.");
+    let mut found: Vec<u32> = fs::read_dir(user_root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            u32::from_str_radix(name.strip_prefix(&prefix)?, 16).ok()
+        })
+        .collect();
+    found.sort_unstable();
+    if let (Some(&min), Some(&max)) = (found.first(), found.last()) {
+        if min != max {
+            let _ = fs::remove_file(marker(min));
+        }
+        if let Some(value) = rename_from(max) {
+            write_main(value);
+            return value;
+        }
+    }
+    let mut value = unix_now();
+    for _ in 0..10 {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(marker(value))
+        {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => value = value.wrapping_add(1),
+            Err(_) => break,
+        }
+    }
+    write_main(value);
+    value
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
 impl Maildir {
+    fn uidlist_path(&self) -> PathBuf {
+        self.path().join(UIDLIST)
+    }
+
+    /// The user's Maildir, where `dovecot-uidvalidity` lives: the parent of a Maildir++
+    /// folder (`.Name` holding `maildirfolder`), else this Maildir.
+    fn user_root(&self) -> &Path {
+        let root = self.path();
+        let is_folder = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'))
+            && root.join("maildirfolder").exists();
+        match root.parent() {
+            Some(parent) if is_folder => parent,
+            _ => root,
+        }
+    }
+
+    fn read_uidlist(&self) -> Result<UidList> {
+        let path = self.uidlist_path();
+        match fs::read(&path) {
+            Ok(bytes) => Ok(UidList::parse(&String::from_utf8_lossy(&bytes))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(UidList::parse("")),
+            Err(e) => Err(StoreError::io("read", path, e)),
+        }
+    }
+
+    /// The uidlist dotlock, as Dovecot takes it.
+    pub(crate) fn lock_uidlist(&self) -> Result<DotLock> {
+        DotLock::acquire(&self.uidlist_path(), UIDLIST_LOCK)
+    }
+
+    /// Write `list` (under the lock): whole through the temporary file when it must be
+    /// rewritten, else only `appended` at the end, in one write.
+    fn write_uidlist(&self, list: &mut UidList, appended: &[Record], rewrite: bool) -> Result<()> {
+        if !rewrite {
+            if appended.is_empty() {
+                return Ok(());
+            }
+            let path = self.uidlist_path();
+            let mut text = String::with_capacity(appended.len() * 64);
+            for record in appended {
+                push_record(&mut text, record);
+            }
+            let mut file = OpenOptions::new()
+                .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|e| StoreError::io("open", &path, e))?;
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_data())
+                .map_err(|e| StoreError::io("append to", &path, e))?;
+            return Ok(());
+        }
+        if list.uid_validity == 0 {
+            list.uid_validity = next_uid_validity(self.user_root());
+        }
+        if list.guid.is_none() {
+            list.guid = Some(new_guid());
+        }
+        let mut text = list.header_line();
+        text.reserve(list.records.len() * 64);
+        for record in &list.records {
+            push_record(&mut text, record);
+        }
+        let tmp = self.path().join(UIDLIST_TMP);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create", &tmp, e))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        drop(file);
+        let path = self.uidlist_path();
+        fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename into place", &path, e))?;
+        lock::sync_parent(&path)?;
+        list.exists = true;
+        list.needs_rewrite = false;
+        Ok(())
+    }
+
     /// Bring `dovecot-uidlist` up to date with `new/` and `cur/` (creating it when missing,
     /// with a fresh UIDVALIDITY) and return every message with its UID. Files that are gone
     /// are left out. With `take_recent`, messages in `new/` are first renamed into `cur/`
     /// (`NAME:2,`), and those this call moved are marked recent.
     ///
+    /// Reads the uidlist once and lists the folders once; the lock is taken only when the
+    /// file must change (new messages, a missing or damaged file).
+    ///
     /// # Errors
     /// The Maildir cannot be listed, or the uidlist cannot be read, locked or written.
     pub fn sync_uids(&self, take_recent: bool) -> Result<Snapshot> {
-        todo!("{take_recent}")
+        // Read before listing: then every line of a file we did not list names a file that
+        // was gone when we looked (or was being renamed: see `sync_locked`).
+        let list = self.read_uidlist()?;
+        let mut entries = self.list()?;
+        let mut recent = HashSet::new();
+        if take_recent {
+            let mut raced = false;
+            for entry in entries.iter_mut().filter(|e| e.folder() == Folder::New) {
+                // A name that already carries info (flags) keeps it.
+                let name = if entry.file_name().contains(':') {
+                    entry.file_name().to_owned()
+                } else {
+                    format!("{}:2,", entry.file_name())
+                };
+                let from = self.entry_path(entry);
+                let to = self.path().join("cur").join(&name);
+                match fs::rename(&from, &to) {
+                    Ok(()) => {
+                        recent.insert(entry.base().to_owned());
+                        *entry = MessageEntry::from_name(Folder::Cur, name);
+                    }
+                    // Another session took it first: not recent for us.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => raced = true,
+                    Err(e) => return Err(StoreError::io("move into cur/", from, e)),
+                }
+            }
+            if !recent.is_empty() {
+                self.sync()?;
+            }
+            if raced {
+                entries = self.list()?;
+            }
+        }
+        {
+            let uids = list.index();
+            if list.exists
+                && !list.needs_rewrite
+                && entries.iter().all(|e| uids.contains_key(e.base()))
+            {
+                return Ok(list.snapshot(&uids, entries, &recent));
+            }
+        }
+        let _lock = self.lock_uidlist()?;
+        let mut list = self.read_uidlist()?;
+        self.assign_locked(&mut list, &entries)?;
+        Ok(list.snapshot(&list.index(), entries, &recent))
+    }
+
+    /// Under the lock: give every listed message that has no UID the next ones, in the
+    /// listing's order (delivery order), and write the file (appending when it can).
+    fn assign_locked(&self, list: &mut UidList, entries: &[MessageEntry]) -> Result<()> {
+        let missing: Vec<&MessageEntry> = {
+            let uids: HashSet<&str> = list.records.iter().map(|r| r.base.as_str()).collect();
+            let mut fresh = HashSet::new();
+            entries
+                .iter()
+                .filter(|e| !uids.contains(e.base()) && fresh.insert(e.base()))
+                .collect()
+        };
+        let mut appended = Vec::with_capacity(missing.len());
+        for entry in missing {
+            let uid = list.next_uid;
+            if uid == u32::MAX {
+                break;
+            }
+            list.next_uid += 1;
+            appended.push(Record {
+                uid,
+                ext: String::new(),
+                base: entry.base().to_owned(),
+            });
+        }
+        // Compress when many lines name files that are gone, as Dovecot does.
+        let on_disk: HashSet<&str> = entries.iter().map(MessageEntry::base).collect();
+        let live = list
+            .records
+            .iter()
+            .filter(|r| on_disk.contains(r.base.as_str()))
+            .count();
+        let compress = !appended.is_empty()
+            && live < list.records.len()
+            && (list.records.len() + appended.len()) * COMPRESS_PERCENTAGE / 100
+                >= live + appended.len();
+        let rewrite = !list.exists || list.needs_rewrite || compress;
+        if rewrite && live < list.records.len() {
+            // A file renamed during our listing may have hidden from it: look again, under
+            // the lock, before dropping any line for good.
+            let again: HashSet<String> = self
+                .list()?
+                .into_iter()
+                .map(|e| e.base().to_owned())
+                .collect();
+            list.records
+                .retain(|r| on_disk.contains(r.base.as_str()) || again.contains(&r.base));
+        }
+        list.records.extend(appended.iter().cloned());
+        self.write_uidlist(list, &appended, rewrite)
     }
 
     /// The UIDs of messages just added to this Maildir (by delivery or copy), assigning them
@@ -58,7 +622,43 @@ impl Maildir {
     /// # Errors
     /// As for [`Maildir::sync_uids`].
     pub fn assign_uids(&self, entries: &[MessageEntry]) -> Result<Vec<u32>> {
-        todo!("{}", entries.len())
+        let _lock = self.lock_uidlist()?;
+        let mut list = self.read_uidlist()?;
+        let mut appended = Vec::new();
+        let mut uids = Vec::with_capacity(entries.len());
+        {
+            let mut known: HashMap<String, u32> = list
+                .records
+                .iter()
+                .map(|r| (r.base.clone(), r.uid))
+                .collect();
+            for entry in entries {
+                if let Some(&uid) = known.get(entry.base()) {
+                    uids.push(uid);
+                    continue;
+                }
+                let uid = list.next_uid;
+                if uid == u32::MAX {
+                    return Err(StoreError::io(
+                        "assign a UID in",
+                        self.uidlist_path(),
+                        io::Error::other("the mailbox has used up its UIDs"),
+                    ));
+                }
+                list.next_uid += 1;
+                known.insert(entry.base().to_owned(), uid);
+                appended.push(Record {
+                    uid,
+                    ext: String::new(),
+                    base: entry.base().to_owned(),
+                });
+                uids.push(uid);
+            }
+        }
+        let rewrite = !list.exists || list.needs_rewrite;
+        list.records.extend(appended.iter().cloned());
+        self.write_uidlist(&mut list, &appended, rewrite)?;
+        Ok(uids)
     }
 
     /// The current [`ChangeStamp`].
@@ -66,6 +666,299 @@ impl Maildir {
     /// # Errors
     /// `new/` or `cur/` cannot be examined.
     pub fn change_stamp(&self) -> Result<ChangeStamp> {
-        todo!()
+        let stat = |folder: Folder| -> Result<i128> {
+            let dir = self.path().join(folder.dir_name());
+            let meta =
+                fs::symlink_metadata(&dir).map_err(|e| StoreError::io("examine", &dir, e))?;
+            Ok(mtime_ns(&meta))
+        };
+        let new_mtime_ns = stat(Folder::New)?;
+        let cur_mtime_ns = stat(Folder::Cur)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i128);
+        // Dovecot's MAILDIR_SYNC_SECS rule: a directory changed less than a whole second
+        // before now may change again within the same timestamp.
+        let settled = [new_mtime_ns, cur_mtime_ns]
+            .iter()
+            .all(|&ns| ns.div_euclid(1_000_000_000) < now - 1);
+        Ok(ChangeStamp {
+            new_mtime_ns,
+            cur_mtime_ns,
+            settled,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::File;
+
+    fn maildir() -> (tempfile::TempDir, Maildir) {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = Maildir::create(&dir.path().join("user")).unwrap();
+        (dir, maildir)
+    }
+
+    fn deliver(maildir: &Maildir, body: &str) -> MessageEntry {
+        let mut delivery = maildir.deliver().unwrap();
+        delivery.write_all(body.as_bytes()).unwrap();
+        delivery.commit().unwrap()
+    }
+
+    fn uidlist_text(maildir: &Maildir) -> String {
+        fs::read_to_string(maildir.path().join(UIDLIST)).unwrap()
+    }
+
+    #[test]
+    fn parses_dovecot_lines_with_extension_fields() {
+        let text = "3 V1796254399 N3 G1be70e06beaa106b632d000083ecc375 Pfoo\n\
+                    1 :1796254398.M111712P11619.vm,S=17,W=20\n\
+                    2 W20 S17 :1796254398.M114339P11619.vm\n\
+                    5 G0123 :c\n";
+        let list = UidList::parse(text);
+        assert!(list.exists && !list.needs_rewrite);
+        assert_eq!(list.uid_validity, 1796254399);
+        assert_eq!(list.next_uid, 6, "the last UID + 1 beats a lower N");
+        assert_eq!(list.other_header, "Pfoo");
+        let bases: Vec<_> = list
+            .records
+            .iter()
+            .map(|r| (r.uid, r.ext.as_str(), r.base.as_str()))
+            .collect();
+        assert_eq!(
+            bases,
+            [
+                (1, "", "1796254398.M111712P11619.vm,S=17,W=20"),
+                (2, "W20 S17", "1796254398.M114339P11619.vm"),
+                (5, "G0123", "c")
+            ]
+        );
+        // Written back byte for byte.
+        let mut out = list.header_line();
+        for r in &list.records {
+            push_record(&mut out, r);
+        }
+        assert_eq!(out, text.replace("N3", "N6"));
+    }
+
+    #[test]
+    fn torn_and_broken_lines_are_left_out_and_their_uids_never_reused() {
+        let list = UidList::parse("3 V7 N2 G0123456789abcdef0123456789abcdef\n1 :a\n2 :b\n9 :c");
+        assert_eq!(list.records.len(), 2);
+        assert_eq!(list.next_uid, 10);
+        assert!(list.needs_rewrite);
+        let list =
+            UidList::parse("3 V7 N2 G0123456789abcdef0123456789abcdef\n1 :a\nxx\n3 :a/b\n2 :b\n");
+        assert_eq!(list.records.iter().map(|r| r.uid).collect::<Vec<_>>(), [1]);
+        assert_eq!(list.next_uid, 4);
+        // A torn header: nothing is trusted but UIDs stay burnt.
+        let list = UidList::parse("3 V7 N2 G01234");
+        assert!(!list.exists && list.needs_rewrite);
+        // Version 1 is read and marked for a rewrite.
+        let list = UidList::parse("1 42 7\n3 :x\n");
+        assert_eq!(
+            (list.uid_validity, list.next_uid, list.needs_rewrite),
+            (42, 7, true)
+        );
+    }
+
+    #[test]
+    fn duplicate_file_keeps_the_later_uid() {
+        let list = UidList::parse("3 V7 N2 G0123456789abcdef0123456789abcdef\n1 :a\n2 :a\n");
+        assert_eq!(list.records.len(), 1);
+        assert_eq!(list.records[0].uid, 2);
+    }
+
+    #[test]
+    fn first_sync_creates_the_uidlist_in_delivery_order() {
+        let (dir, maildir) = maildir();
+        let a = deliver(&maildir, "a\n");
+        let b = deliver(&maildir, "b\n");
+        let snap = maildir.sync_uids(false).unwrap();
+        assert_eq!(snap.uid_next, 3);
+        assert_eq!(
+            snap.messages
+                .iter()
+                .map(|m| (m.uid, m.entry.base()))
+                .collect::<Vec<_>>(),
+            [(1, a.base()), (2, b.base())]
+        );
+        let text = uidlist_text(&maildir);
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.starts_with(&format!("3 V{} N3 G", snap.uid_validity)),
+            "{header}"
+        );
+        assert_eq!(text.lines().nth(1).unwrap(), format!("1 :{}", a.base()));
+        // The draw went through dovecot-uidvalidity.
+        let stored = fs::read_to_string(dir.path().join("user/dovecot-uidvalidity")).unwrap();
+        assert_eq!(u32::from_str_radix(&stored, 16).unwrap(), snap.uid_validity);
+        assert!(dir
+            .path()
+            .join(format!("user/dovecot-uidvalidity.{stored}"))
+            .exists());
+        // Nothing new: no write at all.
+        let before = fs::metadata(maildir.path().join(UIDLIST)).unwrap().ino();
+        assert_eq!(maildir.sync_uids(false).unwrap(), snap);
+        assert_eq!(
+            fs::metadata(maildir.path().join(UIDLIST)).unwrap().ino(),
+            before
+        );
+    }
+
+    #[test]
+    fn uids_grow_and_are_never_reused_after_removal() {
+        let (_dir, maildir) = maildir();
+        let a = deliver(&maildir, "a\n");
+        for body in ["b\n", "c\n", "d\n"] {
+            deliver(&maildir, body);
+        }
+        maildir.sync_uids(false).unwrap();
+        maildir.remove(&a).unwrap();
+        let e = deliver(&maildir, "e\n");
+        let snap = maildir.sync_uids(false).unwrap();
+        assert_eq!(
+            snap.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [2, 3, 4, 5]
+        );
+        assert_eq!(snap.messages[3].entry, e);
+        // Appended, not rewritten: the line of the removed file is still there.
+        assert_eq!(uidlist_text(&maildir).lines().count(), 6);
+        // Flags change the name, not the UID.
+        let flagged = maildir.set_flags(&e, "S").unwrap();
+        let snap = maildir.sync_uids(false).unwrap();
+        assert_eq!(snap.messages[3].entry, flagged);
+        assert_eq!(snap.messages[3].uid, 5);
+    }
+
+    #[test]
+    fn compresses_when_most_lines_are_gone() {
+        let (_dir, maildir) = maildir();
+        let entries: Vec<_> = (0..8)
+            .map(|i| deliver(&maildir, &format!("{i}\n")))
+            .collect();
+        maildir.sync_uids(false).unwrap();
+        for entry in &entries[..6] {
+            maildir.remove(entry).unwrap();
+        }
+        deliver(&maildir, "new\n");
+        let snap = maildir.sync_uids(false).unwrap();
+        assert_eq!(
+            snap.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [7, 8, 9]
+        );
+        let text = uidlist_text(&maildir);
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(text.starts_with(&format!("3 V{} N10 ", snap.uid_validity)));
+    }
+
+    #[test]
+    fn torn_last_line_is_repaired_by_a_rewrite() {
+        let (_dir, maildir) = maildir();
+        let a = deliver(&maildir, "a\n");
+        let first = maildir.sync_uids(false).unwrap();
+        // A crash in the middle of appending UID 2 and 3.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(maildir.path().join(UIDLIST))
+            .unwrap();
+        file.write_all(b"2 :gone\n3 :half-writ").unwrap();
+        let b = deliver(&maildir, "b\n");
+        let snap = maildir.sync_uids(false).unwrap();
+        assert_eq!(snap.uid_validity, first.uid_validity);
+        assert_eq!(
+            snap.messages
+                .iter()
+                .map(|m| (m.uid, m.entry.base()))
+                .collect::<Vec<_>>(),
+            [(1, a.base()), (4, b.base())]
+        );
+        let text = uidlist_text(&maildir);
+        assert!(text.ends_with('\n'));
+        assert!(!text.contains("half"), "{text}");
+        assert!(UidList::parse(&text).records.iter().all(|r| r.uid != 3));
+    }
+
+    #[test]
+    fn take_recent_moves_new_into_cur_once() {
+        let (_dir, maildir) = maildir();
+        let a = deliver(&maildir, "a\n");
+        let snap = maildir.sync_uids(true).unwrap();
+        let message = &snap.messages[0];
+        assert!(message.recent);
+        assert_eq!(message.entry.folder(), Folder::Cur);
+        assert_eq!(message.entry.file_name(), format!("{}:2,", a.base()));
+        let again = maildir.sync_uids(true).unwrap();
+        assert!(!again.messages[0].recent);
+        assert_eq!(again.messages[0].uid, message.uid);
+    }
+
+    #[test]
+    fn assign_uids_appends_in_the_given_order_and_is_idempotent() {
+        let (_dir, maildir) = maildir();
+        let a = deliver(&maildir, "a\n");
+        let b = deliver(&maildir, "b\n");
+        assert_eq!(
+            maildir.assign_uids(&[b.clone(), a.clone()]).unwrap(),
+            [1, 2]
+        );
+        assert_eq!(maildir.assign_uids(std::slice::from_ref(&a)).unwrap(), [2]);
+        let snap = maildir.sync_uids(false).unwrap();
+        assert_eq!(snap.messages[0].entry, b);
+        assert_eq!(snap.uid_next, 3);
+    }
+
+    #[test]
+    fn concurrent_syncs_agree_on_uids() {
+        let (_dir, maildir) = maildir();
+        for i in 0..20 {
+            deliver(&maildir, &format!("{i}\n"));
+        }
+        let snaps: Vec<Snapshot> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| maildir.sync_uids(true).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let last = maildir.sync_uids(false).unwrap();
+        let uids: Vec<(u32, String)> = last
+            .messages
+            .iter()
+            .map(|m| (m.uid, m.entry.base().to_owned()))
+            .collect();
+        assert_eq!(uids.len(), 20);
+        assert_eq!(uids.last().unwrap().0, 20);
+        let recent: usize = snaps
+            .iter()
+            .map(|s| s.messages.iter().filter(|m| m.recent).count())
+            .sum();
+        assert_eq!(recent, 20, "each message is recent in exactly one session");
+        for snap in &snaps {
+            for m in &snap.messages {
+                assert!(uids.contains(&(m.uid, m.entry.base().to_owned())));
+            }
+        }
+    }
+
+    #[test]
+    fn change_stamp_follows_the_folders() {
+        let (_dir, maildir) = maildir();
+        let before = maildir.change_stamp().unwrap();
+        assert!(!before.is_settled(), "just created");
+        deliver(&maildir, "a\n");
+        let after = maildir.change_stamp().unwrap();
+        assert_ne!(before, after);
+        let old = SystemTime::now() - Duration::from_secs(10);
+        for sub in ["new", "cur"] {
+            File::open(maildir.path().join(sub))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let settled = maildir.change_stamp().unwrap();
+        assert!(settled.is_settled());
+        assert_eq!(settled, maildir.change_stamp().unwrap());
     }
 }
