@@ -88,7 +88,7 @@ fn wait_log(server: &PopServer, text: &str) {
 }
 
 #[test]
-fn smtplib_delivers_one_copy_per_recipient_with_trace_headers_and_pop3_reads_it_back() {
+fn smtplib_delivers_one_copy_per_recipient_with_trace_headers_and_pop3_and_imap_read_it_back() {
     let store = TempStore::demo();
     let before_asterix = count_new(&store, "asterix");
     let before_obelix = count_new(&store, "obelix");
@@ -152,6 +152,24 @@ p.quit()
     );
     let expected = support::crlf_line_ends(&delivered);
     // poplib undoes the dot-stuffing of the transfer itself.
+    assert_eq!(out, expected);
+    drop(pop);
+
+    // And over IMAP (the newest message is the last in the mailbox).
+    let imap = PopServer::start_imap(&store.path(), &[]);
+    let out = support::python(
+        r#"
+import imaplib, sys
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+m.login('asterix', 'potion')
+typ, data = m.select('INBOX')
+n = int(data[0])
+typ, data = m.fetch(str(n), '(BODY.PEEK[])')
+sys.stdout.buffer.write(data[0][1])
+m.logout()
+"#,
+        [imap.port().to_string()],
+    );
     assert_eq!(out, expected);
 }
 
