@@ -29,7 +29,8 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('serve-pop', 'serve-pop', [CompletionResultType]::ParameterValue, 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)')
             [CompletionResult]::new('serve-imap', 'serve-imap', [CompletionResultType]::ParameterValue, 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3 and IMAP together on one store, in one process')
+            [CompletionResult]::new('serve-smtp', 'serve-smtp', [CompletionResultType]::ParameterValue, 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process')
             [CompletionResult]::new('imap-unread', 'imap-unread', [CompletionResultType]::ParameterValue, 'Print every unread mail of an IMAP mailbox, then delete exactly those mails')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show headers, decoded subjects, MIME structure and attachments of mails')
             [CompletionResult]::new('mbox', 'mbox', [CompletionResultType]::ParameterValue, 'Manage the store: users, passwords, delivery')
@@ -79,9 +80,37 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mailtool;serve-smtp' {
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one)')
+            [CompletionResult]::new('--domain', '--domain', [CompletionResultType]::ParameterName, 'A mail domain of the store (repeatable) [default: localhost and the host name]')
+            [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'The largest message accepted, in octets (announced with SIZE)')
+            [CompletionResult]::new('--max-recipients', '--max-recipients', [CompletionResultType]::ParameterName, 'Most recipients of one message')
+            [CompletionResult]::new('--auth', '--auth', [CompletionResultType]::ParameterName, 'AUTH PLAIN/LOGIN against the store''s passwd-file: off, optional, or required before MAIL (a submission server)')
+            [CompletionResult]::new('--tls-port', '--tls-port', [CompletionResultType]::ParameterName, 'Also serve implicit TLS (SMTPS, conventionally 465) on this port (0 picks a free one)')
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a session that sends nothing for this long (RFC 5321 asks for at least 300)')
+            [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The address to listen on')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most sessions served at once; further clients wait to be accepted')
+            [CompletionResult]::new('--max-connections-per-ip', '--max-connections-per-ip', [CompletionResultType]::ParameterName, 'Most sessions at once from one client address')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'How to write the session log on stderr')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'PEM certificate chain, server certificate first: enables STARTTLS (POP3''s STLS) on the plain port (and allows the TLS ports)')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The mail store: a directory holding `passwd` and one Maildir per user')
+            [CompletionResult]::new('--lmtp', '--lmtp', [CompletionResultType]::ParameterName, 'Speak LMTP (RFC 2033, for an MTA handing mail over) instead of SMTP')
+            [CompletionResult]::new('--demo', '--demo', [CompletionResultType]::ParameterName, 'Serve a fresh temporary copy of the embedded demo store instead of --store')
+            [CompletionResult]::new('--trace', '--trace', [CompletionResultType]::ParameterName, 'Print the live dialogue of every session on stderr (passwords masked)')
+            [CompletionResult]::new('--require-tls', '--require-tls', [CompletionResultType]::ParameterName, 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print results as JSON, one object per line, on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mailtool;serve' {
             [CompletionResult]::new('--pop-port', '--pop-port', [CompletionResultType]::ParameterName, 'The POP3 port (0 picks a free one)')
             [CompletionResult]::new('--imap-port', '--imap-port', [CompletionResultType]::ParameterName, 'The IMAP port (0 picks a free one)')
+            [CompletionResult]::new('--smtp-port', '--smtp-port', [CompletionResultType]::ParameterName, 'Also receive mail over SMTP on this port (0 picks a free one)')
+            [CompletionResult]::new('--lmtp-port', '--lmtp-port', [CompletionResultType]::ParameterName, 'Also receive mail over LMTP on this port (0 picks a free one)')
             [CompletionResult]::new('--pop-tls-port', '--pop-tls-port', [CompletionResultType]::ParameterName, 'Also serve POP3S (implicit TLS) on this port')
             [CompletionResult]::new('--imap-tls-port', '--imap-tls-port', [CompletionResultType]::ParameterName, 'Also serve IMAPS (implicit TLS) on this port')
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The address to listen on')
@@ -150,6 +179,8 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Change a user''s password')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their message count, unread count and total size')
             [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)')
+            [CompletionResult]::new('wait', 'wait', [CompletionResultType]::ParameterValue, 'Block until a matching mail is in a user''s mailbox, then print its summary')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every mail of a user''s mailbox (the user stays)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -202,12 +233,35 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'mailtool;mbox;wait' {
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Only a mail whose From (name or address) contains this, any case')
+            [CompletionResult]::new('--subject', '--subject', [CompletionResultType]::ParameterName, 'Only a mail whose decoded Subject contains this, any case')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Give up after this long, with exit status 6')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The mail store: a directory holding `passwd` and one Maildir per user')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print results as JSON, one object per line, on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'mailtool;mbox;purge' {
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The mail store: a directory holding `passwd` and one Maildir per user')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print results as JSON, one object per line, on stdout')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'mailtool;mbox;help' {
             [CompletionResult]::new('add-user', 'add-user', [CompletionResultType]::ParameterValue, 'Create a user: a passwd line and an empty Maildir')
             [CompletionResult]::new('del-user', 'del-user', [CompletionResultType]::ParameterValue, 'Remove a user and, unless --keep-mail, their mailbox')
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Change a user''s password')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their message count, unread count and total size')
             [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)')
+            [CompletionResult]::new('wait', 'wait', [CompletionResultType]::ParameterValue, 'Block until a matching mail is in a user''s mailbox, then print its summary')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every mail of a user''s mailbox (the user stays)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -226,6 +280,12 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
         'mailtool;mbox;help;deliver' {
             break
         }
+        'mailtool;mbox;help;wait' {
+            break
+        }
+        'mailtool;mbox;help;purge' {
+            break
+        }
         'mailtool;mbox;help;help' {
             break
         }
@@ -241,7 +301,8 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
         'mailtool;help' {
             [CompletionResult]::new('serve-pop', 'serve-pop', [CompletionResultType]::ParameterValue, 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)')
             [CompletionResult]::new('serve-imap', 'serve-imap', [CompletionResultType]::ParameterValue, 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3 and IMAP together on one store, in one process')
+            [CompletionResult]::new('serve-smtp', 'serve-smtp', [CompletionResultType]::ParameterValue, 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process')
             [CompletionResult]::new('imap-unread', 'imap-unread', [CompletionResultType]::ParameterValue, 'Print every unread mail of an IMAP mailbox, then delete exactly those mails')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show headers, decoded subjects, MIME structure and attachments of mails')
             [CompletionResult]::new('mbox', 'mbox', [CompletionResultType]::ParameterValue, 'Manage the store: users, passwords, delivery')
@@ -253,6 +314,9 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             break
         }
         'mailtool;help;serve-imap' {
+            break
+        }
+        'mailtool;help;serve-smtp' {
             break
         }
         'mailtool;help;serve' {
@@ -270,6 +334,8 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Change a user''s password')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List users with their message count, unread count and total size')
             [CompletionResult]::new('deliver', 'deliver', [CompletionResultType]::ParameterValue, 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)')
+            [CompletionResult]::new('wait', 'wait', [CompletionResultType]::ParameterValue, 'Block until a matching mail is in a user''s mailbox, then print its summary')
+            [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove every mail of a user''s mailbox (the user stays)')
             break
         }
         'mailtool;help;mbox;add-user' {
@@ -285,6 +351,12 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             break
         }
         'mailtool;help;mbox;deliver' {
+            break
+        }
+        'mailtool;help;mbox;wait' {
+            break
+        }
+        'mailtool;help;mbox;purge' {
             break
         }
         'mailtool;help;completions' {

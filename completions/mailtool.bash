@@ -40,6 +40,9 @@ _mailtool() {
             mailtool,serve-pop)
                 cmd="mailtool__subcmd__serve__subcmd__pop"
                 ;;
+            mailtool,serve-smtp)
+                cmd="mailtool__subcmd__serve__subcmd__smtp"
+                ;;
             mailtool__subcmd__help,completions)
                 cmd="mailtool__subcmd__help__subcmd__completions"
                 ;;
@@ -64,6 +67,9 @@ _mailtool() {
             mailtool__subcmd__help,serve-pop)
                 cmd="mailtool__subcmd__help__subcmd__serve__subcmd__pop"
                 ;;
+            mailtool__subcmd__help,serve-smtp)
+                cmd="mailtool__subcmd__help__subcmd__serve__subcmd__smtp"
+                ;;
             mailtool__subcmd__help__subcmd__mbox,add-user)
                 cmd="mailtool__subcmd__help__subcmd__mbox__subcmd__add__subcmd__user"
                 ;;
@@ -78,6 +84,12 @@ _mailtool() {
                 ;;
             mailtool__subcmd__help__subcmd__mbox,passwd)
                 cmd="mailtool__subcmd__help__subcmd__mbox__subcmd__passwd"
+                ;;
+            mailtool__subcmd__help__subcmd__mbox,purge)
+                cmd="mailtool__subcmd__help__subcmd__mbox__subcmd__purge"
+                ;;
+            mailtool__subcmd__help__subcmd__mbox,wait)
+                cmd="mailtool__subcmd__help__subcmd__mbox__subcmd__wait"
                 ;;
             mailtool__subcmd__mbox,add-user)
                 cmd="mailtool__subcmd__mbox__subcmd__add__subcmd__user"
@@ -97,6 +109,12 @@ _mailtool() {
             mailtool__subcmd__mbox,passwd)
                 cmd="mailtool__subcmd__mbox__subcmd__passwd"
                 ;;
+            mailtool__subcmd__mbox,purge)
+                cmd="mailtool__subcmd__mbox__subcmd__purge"
+                ;;
+            mailtool__subcmd__mbox,wait)
+                cmd="mailtool__subcmd__mbox__subcmd__wait"
+                ;;
             mailtool__subcmd__mbox__subcmd__help,add-user)
                 cmd="mailtool__subcmd__mbox__subcmd__help__subcmd__add__subcmd__user"
                 ;;
@@ -115,6 +133,12 @@ _mailtool() {
             mailtool__subcmd__mbox__subcmd__help,passwd)
                 cmd="mailtool__subcmd__mbox__subcmd__help__subcmd__passwd"
                 ;;
+            mailtool__subcmd__mbox__subcmd__help,purge)
+                cmd="mailtool__subcmd__mbox__subcmd__help__subcmd__purge"
+                ;;
+            mailtool__subcmd__mbox__subcmd__help,wait)
+                cmd="mailtool__subcmd__mbox__subcmd__help__subcmd__wait"
+                ;;
             *)
                 ;;
         esac
@@ -122,7 +146,7 @@ _mailtool() {
 
     case "${cmd}" in
         mailtool)
-            opts="-h -V --store --json --help --version serve-pop serve-imap serve imap-unread inspect mbox completions help"
+            opts="-h -V --store --json --help --version serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,7 +182,7 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__help)
-            opts="serve-pop serve-imap serve imap-unread inspect mbox completions help"
+            opts="serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -228,7 +252,7 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__help__subcmd__mbox)
-            opts="add-user del-user passwd list deliver"
+            opts="add-user del-user passwd list deliver wait purge"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -311,6 +335,34 @@ _mailtool() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailtool__subcmd__help__subcmd__mbox__subcmd__purge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailtool__subcmd__help__subcmd__mbox__subcmd__wait)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailtool__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -340,6 +392,20 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__help__subcmd__serve__subcmd__pop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailtool__subcmd__help__subcmd__serve__subcmd__smtp)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -426,7 +492,7 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__mbox)
-            opts="-h -V --store --json --help --version add-user del-user passwd list deliver help"
+            opts="-h -V --store --json --help --version add-user del-user passwd list deliver wait purge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -498,7 +564,7 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__mbox__subcmd__help)
-            opts="add-user del-user passwd list deliver help"
+            opts="add-user del-user passwd list deliver wait purge help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -595,6 +661,34 @@ _mailtool() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailtool__subcmd__mbox__subcmd__help__subcmd__purge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailtool__subcmd__mbox__subcmd__help__subcmd__wait)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailtool__subcmd__mbox__subcmd__list)
             opts="-h -V --store --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -631,8 +725,56 @@ _mailtool() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailtool__subcmd__mbox__subcmd__purge)
+            opts="-h -V --store --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailtool__subcmd__mbox__subcmd__wait)
+            opts="-h -V --from --subject --timeout --store --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subject)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailtool__subcmd__serve)
-            opts="-h -V --pop-port --imap-port --pop-tls-port --imap-tls-port --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --store --json --help --version"
+            opts="-h -V --pop-port --imap-port --smtp-port --lmtp-port --pop-tls-port --imap-tls-port --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --store --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -643,6 +785,14 @@ _mailtool() {
                     return 0
                     ;;
                 --imap-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --smtp-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lmtp-port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -752,6 +902,76 @@ _mailtool() {
             case "${prev}" in
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections-per-ip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailtool__subcmd__serve__subcmd__smtp)
+            opts="-h -V --port --lmtp --domain --max-message-size --max-recipients --auth --tls-port --idle-timeout --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --store --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --domain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-recipients)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth)
+                    COMPREPLY=($(compgen -W "off optional required" -- "${cur}"))
                     return 0
                     ;;
                 --tls-port)

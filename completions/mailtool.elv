@@ -26,7 +26,8 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand --version 'Print version'
             cand serve-pop 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
             cand serve-imap 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
-            cand serve 'Serve POP3 and IMAP together on one store, in one process'
+            cand serve-smtp 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store'
+            cand serve 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process'
             cand imap-unread 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
             cand inspect 'Show headers, decoded subjects, MIME structure and attachments of mails'
             cand mbox 'Manage the store: users, passwords, delivery'
@@ -73,9 +74,36 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'mailtool;serve-smtp'= {
+            cand --port 'The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one)'
+            cand --domain 'A mail domain of the store (repeatable) [default: localhost and the host name]'
+            cand --max-message-size 'The largest message accepted, in octets (announced with SIZE)'
+            cand --max-recipients 'Most recipients of one message'
+            cand --auth 'AUTH PLAIN/LOGIN against the store''s passwd-file: off, optional, or required before MAIL (a submission server)'
+            cand --tls-port 'Also serve implicit TLS (SMTPS, conventionally 465) on this port (0 picks a free one)'
+            cand --idle-timeout 'Close a session that sends nothing for this long (RFC 5321 asks for at least 300)'
+            cand --bind 'The address to listen on'
+            cand --max-connections 'Most sessions served at once; further clients wait to be accepted'
+            cand --max-connections-per-ip 'Most sessions at once from one client address'
+            cand --log-format 'How to write the session log on stderr'
+            cand --tls-cert 'PEM certificate chain, server certificate first: enables STARTTLS (POP3''s STLS) on the plain port (and allows the TLS ports)'
+            cand --tls-key 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)'
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --lmtp 'Speak LMTP (RFC 2033, for an MTA handing mail over) instead of SMTP'
+            cand --demo 'Serve a fresh temporary copy of the embedded demo store instead of --store'
+            cand --trace 'Print the live dialogue of every session on stderr (passwords masked)'
+            cand --require-tls 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'mailtool;serve'= {
             cand --pop-port 'The POP3 port (0 picks a free one)'
             cand --imap-port 'The IMAP port (0 picks a free one)'
+            cand --smtp-port 'Also receive mail over SMTP on this port (0 picks a free one)'
+            cand --lmtp-port 'Also receive mail over LMTP on this port (0 picks a free one)'
             cand --pop-tls-port 'Also serve POP3S (implicit TLS) on this port'
             cand --imap-tls-port 'Also serve IMAPS (implicit TLS) on this port'
             cand --bind 'The address to listen on'
@@ -141,6 +169,8 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand passwd 'Change a user''s password'
             cand list 'List users with their message count, unread count and total size'
             cand deliver 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)'
+            cand wait 'Block until a matching mail is in a user''s mailbox, then print its summary'
+            cand purge 'Remove every mail of a user''s mailbox (the user stays)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mailtool;mbox;add-user'= {
@@ -187,12 +217,33 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'mailtool;mbox;wait'= {
+            cand --from 'Only a mail whose From (name or address) contains this, any case'
+            cand --subject 'Only a mail whose decoded Subject contains this, any case'
+            cand --timeout 'Give up after this long, with exit status 6'
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'mailtool;mbox;purge'= {
+            cand --store 'The mail store: a directory holding `passwd` and one Maildir per user'
+            cand --json 'Print results as JSON, one object per line, on stdout'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'mailtool;mbox;help'= {
             cand add-user 'Create a user: a passwd line and an empty Maildir'
             cand del-user 'Remove a user and, unless --keep-mail, their mailbox'
             cand passwd 'Change a user''s password'
             cand list 'List users with their message count, unread count and total size'
             cand deliver 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)'
+            cand wait 'Block until a matching mail is in a user''s mailbox, then print its summary'
+            cand purge 'Remove every mail of a user''s mailbox (the user stays)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mailtool;mbox;help;add-user'= {
@@ -204,6 +255,10 @@ set edit:completion:arg-completer[mailtool] = {|@words|
         &'mailtool;mbox;help;list'= {
         }
         &'mailtool;mbox;help;deliver'= {
+        }
+        &'mailtool;mbox;help;wait'= {
+        }
+        &'mailtool;mbox;help;purge'= {
         }
         &'mailtool;mbox;help;help'= {
         }
@@ -218,7 +273,8 @@ set edit:completion:arg-completer[mailtool] = {|@words|
         &'mailtool;help'= {
             cand serve-pop 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
             cand serve-imap 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
-            cand serve 'Serve POP3 and IMAP together on one store, in one process'
+            cand serve-smtp 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store'
+            cand serve 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process'
             cand imap-unread 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
             cand inspect 'Show headers, decoded subjects, MIME structure and attachments of mails'
             cand mbox 'Manage the store: users, passwords, delivery'
@@ -228,6 +284,8 @@ set edit:completion:arg-completer[mailtool] = {|@words|
         &'mailtool;help;serve-pop'= {
         }
         &'mailtool;help;serve-imap'= {
+        }
+        &'mailtool;help;serve-smtp'= {
         }
         &'mailtool;help;serve'= {
         }
@@ -241,6 +299,8 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand passwd 'Change a user''s password'
             cand list 'List users with their message count, unread count and total size'
             cand deliver 'Deliver mail into a user''s Maildir (from files, or stdin when none is given)'
+            cand wait 'Block until a matching mail is in a user''s mailbox, then print its summary'
+            cand purge 'Remove every mail of a user''s mailbox (the user stays)'
         }
         &'mailtool;help;mbox;add-user'= {
         }
@@ -251,6 +311,10 @@ set edit:completion:arg-completer[mailtool] = {|@words|
         &'mailtool;help;mbox;list'= {
         }
         &'mailtool;help;mbox;deliver'= {
+        }
+        &'mailtool;help;mbox;wait'= {
+        }
+        &'mailtool;help;mbox;purge'= {
         }
         &'mailtool;help;completions'= {
         }

@@ -30,7 +30,8 @@ complete -c mailtool -n "__fish_mailtool_needs_command" -s h -l help -d 'Print h
 complete -c mailtool -n "__fish_mailtool_needs_command" -s V -l version -d 'Print version'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve-pop" -d 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve-imap" -d 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
-complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve" -d 'Serve POP3 and IMAP together on one store, in one process'
+complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve-smtp" -d 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store'
+complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve" -d 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "imap-unread" -d 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "inspect" -d 'Show headers, decoded subjects, MIME structure and attachments of mails'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "mbox" -d 'Manage the store: users, passwords, delivery'
@@ -70,8 +71,34 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l require
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -s V -l version -d 'Print version'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l port -d 'The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l domain -d 'A mail domain of the store (repeatable) [default: localhost and the host name]' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l max-message-size -d 'The largest message accepted, in octets (announced with SIZE)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l max-recipients -d 'Most recipients of one message' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l auth -d 'AUTH PLAIN/LOGIN against the store\'s passwd-file: off, optional, or required before MAIL (a submission server)' -r -f -a "off\t''
+optional\t''
+required\t''"
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l tls-port -d 'Also serve implicit TLS (SMTPS, conventionally 465) on this port (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l idle-timeout -d 'Close a session that sends nothing for this long (RFC 5321 asks for at least 300)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l bind -d 'The address to listen on' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l max-connections -d 'Most sessions served at once; further clients wait to be accepted' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l max-connections-per-ip -d 'Most sessions at once from one client address' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l log-format -d 'How to write the session log on stderr' -r -f -a "text\t''
+json\t''"
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STARTTLS (POP3\'s STLS) on the plain port (and allows the TLS ports)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l lmtp -d 'Speak LMTP (RFC 2033, for an MTA handing mail over) instead of SMTP'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l require-tls -d 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l json -d 'Print results as JSON, one object per line, on stdout'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -s h -l help -d 'Print help'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -s V -l version -d 'Print version'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l pop-port -d 'The POP3 port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l imap-port -d 'The IMAP port (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l smtp-port -d 'Also receive mail over SMTP on this port (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l lmtp-port -d 'Also receive mail over LMTP on this port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l pop-tls-port -d 'Also serve POP3S (implicit TLS) on this port' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l imap-tls-port -d 'Also serve IMAPS (implicit TLS) on this port' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l bind -d 'The address to listen on' -r
@@ -115,16 +142,18 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand inspect" -l force -d '
 complete -c mailtool -n "__fish_mailtool_using_subcommand inspect" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand inspect" -s V -l version -d 'Print version'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -l json -d 'Print results as JSON, one object per line, on stdout'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -s h -l help -d 'Print help'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -s V -l version -d 'Print version'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -f -a "add-user" -d 'Create a user: a passwd line and an empty Maildir'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -f -a "del-user" -d 'Remove a user and, unless --keep-mail, their mailbox'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -f -a "passwd" -d 'Change a user\'s password'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -f -a "list" -d 'List users with their message count, unread count and total size'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -f -a "deliver" -d 'Deliver mail into a user\'s Maildir (from files, or stdin when none is given)'
-complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -l json -d 'Print results as JSON, one object per line, on stdout'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -s h -l help -d 'Print help'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -s V -l version -d 'Print version'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -f -a "add-user" -d 'Create a user: a passwd line and an empty Maildir'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -f -a "del-user" -d 'Remove a user and, unless --keep-mail, their mailbox'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -f -a "passwd" -d 'Change a user\'s password'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -f -a "list" -d 'List users with their message count, unread count and total size'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -f -a "deliver" -d 'Deliver mail into a user\'s Maildir (from files, or stdin when none is given)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -f -a "wait" -d 'Block until a matching mail is in a user\'s mailbox, then print its summary'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -f -a "purge" -d 'Remove every mail of a user\'s mailbox (the user stays)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and not __fish_seen_subcommand_from add-user del-user passwd list deliver wait purge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from add-user" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from add-user" -l password-stdin -d 'Read the password from the first line of stdin instead of prompting'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from add-user" -l json -d 'Print results as JSON, one object per line, on stdout'
@@ -149,26 +178,42 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from deliver" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from deliver" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from deliver" -s V -l version -d 'Print version'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from wait" -l from -d 'Only a mail whose From (name or address) contains this, any case' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from wait" -l subject -d 'Only a mail whose decoded Subject contains this, any case' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from wait" -l timeout -d 'Give up after this long, with exit status 6' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from wait" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from wait" -l json -d 'Print results as JSON, one object per line, on stdout'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from wait" -s h -l help -d 'Print help'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from wait" -s V -l version -d 'Print version'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from purge" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from purge" -l json -d 'Print results as JSON, one object per line, on stdout'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from purge" -s V -l version -d 'Print version'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from help" -f -a "add-user" -d 'Create a user: a passwd line and an empty Maildir'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from help" -f -a "del-user" -d 'Remove a user and, unless --keep-mail, their mailbox'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Change a user\'s password'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users with their message count, unread count and total size'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from help" -f -a "deliver" -d 'Deliver mail into a user\'s Maildir (from files, or stdin when none is given)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from help" -f -a "wait" -d 'Block until a matching mail is in a user\'s mailbox, then print its summary'
+complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove every mail of a user\'s mailbox (the user stays)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand mbox; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "serve-pop" -d 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "serve-imap" -d 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "serve" -d 'Serve POP3 and IMAP together on one store, in one process'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "imap-unread" -d 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "inspect" -d 'Show headers, decoded subjects, MIME structure and attachments of mails'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "mbox" -d 'Manage the store: users, passwords, delivery'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve imap-unread inspect mbox completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve-pop" -d 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve-imap" -d 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve-smtp" -d 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve" -d 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "imap-unread" -d 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "inspect" -d 'Show headers, decoded subjects, MIME structure and attachments of mails'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "mbox" -d 'Manage the store: users, passwords, delivery'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "completions" -d 'Print a shell completion script to stdout'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "add-user" -d 'Create a user: a passwd line and an empty Maildir'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "del-user" -d 'Remove a user and, unless --keep-mail, their mailbox'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "passwd" -d 'Change a user\'s password'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "list" -d 'List users with their message count, unread count and total size'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "deliver" -d 'Deliver mail into a user\'s Maildir (from files, or stdin when none is given)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "wait" -d 'Block until a matching mail is in a user\'s mailbox, then print its summary'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and __fish_seen_subcommand_from mbox" -f -a "purge" -d 'Remove every mail of a user\'s mailbox (the user stays)'

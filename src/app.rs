@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Mbox(_) => true,
         Command::ServePop(args) => !args.server.demo,
         Command::ServeImap(args) => !args.server.demo,
+        Command::ServeSmtp(args) => !args.server.demo,
         Command::Serve(args) => !args.server.demo,
         _ => false,
     };
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Mbox(command) => run_mbox(&store, command, &mut printer)?,
         Command::ServePop(args) => return crate::pop3::run(&store, &args, format),
         Command::ServeImap(args) => return crate::imap::run(&store, &args, format),
+        Command::ServeSmtp(args) => return crate::smtp::run(&store, &args, format),
         Command::Serve(args) => return crate::serve::run(&store, &args, format),
         Command::ImapUnread(args) => return crate::unread::run(&args, format),
         Command::Inspect(args) => return crate::inspect::run(&store, &args, format),
@@ -89,6 +91,15 @@ fn run_mbox(store: &Store, command: MboxCommand, printer: &mut Printer<io::Stdou
                 printer.print(&summary)?;
             }
         }
+        MboxCommand::Wait(args) => {
+            let wanted = mbox::WaitFor {
+                from: args.from,
+                subject: args.subject,
+            };
+            let timeout = std::time::Duration::from_secs(args.timeout);
+            printer.print(&mbox::wait(store, &args.name, &wanted, timeout)?)?
+        }
+        MboxCommand::Purge { name } => printer.print(&mbox::purge(store, &name)?)?,
         MboxCommand::Deliver { name, files, mbox } => {
             let mut progress = Progress::stderr();
             let (mut count, mut bytes) = (0usize, 0u64);

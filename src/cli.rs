@@ -23,13 +23,15 @@ Examples:
   mailtool mbox add-user asterix             create a user (asks for the password twice)
   mailtool mbox deliver asterix note.eml     deliver a mail into asterix's Maildir
   mailtool mbox list --json | jq .           users with message counts, as JSON lines
+  mailtool mbox wait asterix --subject Welcome --timeout 30
+                                             block until such a mail arrives (tests of apps)
   mailtool inspect --user asterix            one line per message of asterix's mailbox
   mailtool imap-unread --host imap.example.org --tls --user me
 
 The store (--store, $MAILTOOL_STORE, else ./mailstore) is STORE/passwd, a Dovecot passwd-file,
 plus one Maildir per user at STORE/<name>/{tmp,new,cur}; Dovecot can serve it unchanged.
 Exit status: 0 ok, 1 failure, 2 usage, 3 authentication refused, 4 connection or TLS failure,
-5 server error."
+5 server error, 6 timeout (mbox wait)."
 )]
 pub struct Cli {
     /// The mail store: a directory holding `passwd` and one Maildir per user.
@@ -86,10 +88,30 @@ prints the addresses it listens on to stdout, logs one line per session event to
 stops cleanly on Ctrl-C or SIGTERM.")]
     ServeImap(ServeImapArgs),
 
-    /// Serve POP3 and IMAP together on one store, in one process.
+    /// Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store.
+    #[command(after_help = "\
+Examples:
+  mailtool serve-smtp --demo --port 2525        a throwaway copy of the demo store
+  swaks --server 127.0.0.1:2525 --to asterix@localhost
+                                               send a test mail, then: mailtool mbox wait asterix
+  nc -C 127.0.0.1 2525                         then type: EHLO me, MAIL FROM:<you@example.org>,
+                                               RCPT TO:<asterix@localhost>, DATA, text, '.', QUIT
+  mailtool serve-smtp --lmtp --port 2424       LMTP for an MTA such as Postfix (lmtp:inet:...)
+  mailtool serve-smtp --port 2525 --auth required --tls-cert cert.pem --tls-key key.pem \\
+      --require-tls --tls-port 4465            submission: STARTTLS and AUTH before MAIL
+
+Recipients are user@DOMAIN for a user of the store and a --domain (default: localhost and the
+host name); mailtool never relays. Each message is written to tmp/, synced and linked into
+new/ of every recipient before the 250 (LMTP: one reply per recipient). The log says who sent
+what to whom and the file it went to; --trace shows the dialogue with AUTH masked.")]
+    ServeSmtp(ServeSmtpArgs),
+
+    /// Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process.
     #[command(after_help = "\
 Examples:
   mailtool serve --demo --pop-port 1100 --imap-port 1430
+  mailtool serve --demo --pop-port 1100 --imap-port 1430 --smtp-port 2525
+                                               the whole lab: mail in over SMTP, out over both
   mailtool --store ./mailstore serve --pop-port 0 --imap-port 0 --json
 
 Every protocol listens on its own port and prints its address to stdout, marked with the
@@ -179,6 +201,53 @@ pub struct ServeImapArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeSmtpArgs {
+    /// The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+
+    /// Speak LMTP (RFC 2033, for an MTA handing mail over) instead of SMTP.
+    #[arg(long)]
+    pub lmtp: bool,
+
+    /// A mail domain of the store (repeatable) [default: localhost and the host name].
+    #[arg(long, value_name = "NAME")]
+    pub domain: Vec<String>,
+
+    /// The largest message accepted, in octets (announced with SIZE).
+    #[arg(long, default_value_t = 50 * 1024 * 1024, value_name = "BYTES")]
+    pub max_message_size: u64,
+
+    /// Most recipients of one message.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_recipients: usize,
+
+    /// AUTH PLAIN/LOGIN against the store's passwd-file: off, optional, or required before
+    /// MAIL (a submission server).
+    #[arg(long, value_enum, default_value_t = AuthMode::Off)]
+    pub auth: AuthMode,
+
+    /// Also serve implicit TLS (SMTPS, conventionally 465) on this port (0 picks a free one).
+    #[arg(long, value_name = "N", requires = "tls_cert")]
+    pub tls_port: Option<u16>,
+
+    /// Close a session that sends nothing for this long (RFC 5321 asks for at least 300).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub idle_timeout: u64,
+
+    #[command(flatten)]
+    pub server: ServerOptions,
+}
+
+/// `serve-smtp --auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    Off,
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The POP3 port (0 picks a free one).
     #[arg(long, default_value_t = 110, value_name = "N")]
@@ -187,6 +256,14 @@ pub struct ServeArgs {
     /// The IMAP port (0 picks a free one).
     #[arg(long, default_value_t = 143, value_name = "N")]
     pub imap_port: u16,
+
+    /// Also receive mail over SMTP on this port (0 picks a free one).
+    #[arg(long, value_name = "N")]
+    pub smtp_port: Option<u16>,
+
+    /// Also receive mail over LMTP on this port (0 picks a free one).
+    #[arg(long, value_name = "N")]
+    pub lmtp_port: Option<u16>,
 
     /// Also serve POP3S (implicit TLS) on this port.
     #[arg(long, value_name = "N", requires = "tls_cert")]
@@ -404,6 +481,45 @@ Dovecot's ,S= and ,W= size fields.")]
         #[arg(long)]
         mbox: bool,
     },
+
+    /// Block until a matching mail is in a user's mailbox, then print its summary.
+    #[command(after_help = "\
+Examples:
+  mailtool mbox wait asterix                          the first mail there or arriving
+  mailtool mbox wait asterix --from shop@example.org --subject 'your order' --timeout 10
+  mailtool mbox wait asterix --json | jq -r .subject
+
+A mail already in the mailbox counts. The mailbox is watched with inotify (no polling). The
+summary has the fields of 'mailtool inspect'. Exit status 6 when nothing matched in time.")]
+    Wait(WaitArgs),
+
+    /// Remove every mail of a user's mailbox (the user stays).
+    #[command(after_help = "\
+Examples:
+  mailtool mbox purge asterix          empty the mailbox between two test runs
+
+Dovecot's dovecot-uidlist stays consistent: the UIDs of removed files are dropped when the
+mailbox is next read.")]
+    Purge {
+        /// The user whose mail is removed.
+        name: String,
+    },
+}
+
+/// Wait for mail: what `mbox wait` takes.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The user whose mailbox is watched.
+    pub name: String,
+    /// Only a mail whose From (name or address) contains this, any case.
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// Only a mail whose decoded Subject contains this, any case.
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    /// Give up after this long, with exit status 6.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
 }
 
 /// Write the completion script for `shell` to `out`.

@@ -22,6 +22,8 @@ pub enum ExitStatus {
     Connection,
     /// 5: a server answered with an error or broke the protocol.
     Server,
+    /// 6: what was waited for did not happen in time (`mbox wait --timeout`).
+    Timeout,
 }
 
 impl ExitStatus {
@@ -34,6 +36,7 @@ impl ExitStatus {
             ExitStatus::AuthFailed => 3,
             ExitStatus::Connection => 4,
             ExitStatus::Server => 5,
+            ExitStatus::Timeout => 6,
         }
     }
 }
@@ -122,6 +125,7 @@ mod tests {
             (ExitStatus::AuthFailed, 3),
             (ExitStatus::Connection, 4),
             (ExitStatus::Server, 5),
+            (ExitStatus::Timeout, 6),
         ];
         for (status, code) in all {
             assert_eq!(status.code(), code, "{status:?}");

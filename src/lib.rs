@@ -16,6 +16,7 @@
 //!   limits, TLS, timeouts, shutdown, log and trace.
 //! - [`pop3`]: the POP3 server: a sans-I/O protocol core and its connection driver.
 //! - [`imap`]: the IMAP server: a sans-I/O session and its connection driver.
+//! - [`smtp`]: the SMTP and LMTP receiver: a sans-I/O session, the DATA reader, delivery.
 //! - [`serve`]: `serve`, every server together in one process on one store.
 //! - [`inspect`]: mail parsing and summaries.
 //! - [`unread`]: `imap-unread`, the IMAP unread sweeper (an IMAP client).
@@ -32,5 +33,6 @@ pub mod output;
 pub mod pop3;
 pub mod serve;
 pub mod server;
+pub mod smtp;
 pub mod store;
 pub mod unread;

@@ -329,3 +329,199 @@ impl MessageSink for DeliverySink<'_> {
         })
     }
 }
+
+/// What `mbox wait` looks for.
+#[derive(Debug, Clone, Default)]
+pub struct WaitFor {
+    /// A piece of the From header (name or address), any case.
+    pub from: Option<String>,
+    /// A piece of the decoded Subject, any case.
+    pub subject: Option<String>,
+}
+
+impl WaitFor {
+    fn matches(&self, summary: &crate::inspect::parse::MessageSummary) -> bool {
+        let from_ok = self.from.as_ref().is_none_or(|needle| {
+            let needle = needle.to_lowercase();
+            summary.from.iter().any(|a| {
+                a.address.to_lowercase().contains(&needle)
+                    || a.name
+                        .as_ref()
+                        .is_some_and(|n| n.to_lowercase().contains(&needle))
+            })
+        });
+        let subject_ok = self.subject.as_ref().is_none_or(|needle| {
+            summary
+                .subject
+                .as_ref()
+                .is_some_and(|s| s.to_lowercase().contains(&needle.to_lowercase()))
+        });
+        from_ok && subject_ok
+    }
+}
+
+/// `mbox wait`: the first message of `name`'s mailbox (already there or arriving) that
+/// matches, as `inspect` summarises it. Waits on inotify, not by polling the directory.
+///
+/// # Errors
+/// An unknown user, an unreadable mailbox, or no match within `timeout`: the last one
+/// carries [`crate::exit::ExitStatus::Timeout`].
+pub fn wait(
+    store: &Store,
+    name: &str,
+    wanted: &WaitFor,
+    timeout: std::time::Duration,
+) -> Result<crate::inspect::Inspected> {
+    use crate::exit::{ExitStatus, WithExitStatus};
+    let user = parse_user(name)?;
+    let mailbox = store.mailbox(&user)?;
+    // Watch before the first scan, so a mail arriving between the two is not missed.
+    let watch = inotify::Watch::new(&[mailbox.path().join("new"), mailbox.path().join("cur")])
+        .context("cannot watch the mailbox for new mail (inotify)")?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        for entry in mailbox.list()? {
+            if !seen.insert(entry.unique().to_owned()) {
+                continue;
+            }
+            let Ok((mut file, entry)) = mailbox.open_message(&entry) else {
+                continue;
+            };
+            let mut bytes = Vec::new();
+            if file.read_to_end(&mut bytes).is_err() {
+                continue;
+            }
+            let path = mailbox.entry_path(&entry).display().to_string();
+            let (inspected, _) = crate::inspect::inspect_bytes(
+                &bytes,
+                path,
+                Some(user.to_string()),
+                entry.flags(),
+                crate::inspect::Options::default(),
+                None,
+                crate::inspect::View::Line,
+            );
+            if wanted.matches(&inspected.summary) {
+                return Ok(inspected);
+            }
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(anyhow::anyhow!(
+                "no matching mail for {user} within {} s (mailtool inspect --user {user} shows what is there)",
+                timeout.as_secs()
+            ))
+            .exit_status(ExitStatus::Timeout);
+        }
+        watch
+            .wait(left)
+            .context("cannot watch the mailbox for new mail")?;
+    }
+}
+
+/// The result of `mbox purge`.
+#[derive(Debug, Serialize)]
+pub struct Purged {
+    pub user: String,
+    pub removed: usize,
+}
+
+impl fmt::Display for Purged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "removed {} messages of {}", self.removed, self.user)
+    }
+}
+
+/// `mbox purge`: remove every message of the user's INBOX. The uidlist stays consistent:
+/// Dovecot (and mailtool's IMAP) drop the UIDs of files that are gone.
+///
+/// # Errors
+/// An unknown user, or a message that cannot be removed.
+pub fn purge(store: &Store, name: &str) -> Result<Purged> {
+    let user = parse_user(name)?;
+    let mailbox = store.mailbox(&user)?;
+    let mut removed = 0;
+    for entry in mailbox.list()? {
+        if mailbox.remove(&entry)? {
+            removed += 1;
+        }
+    }
+    mailbox.sync()?;
+    Ok(Purged {
+        user: user.to_string(),
+        removed,
+    })
+}
+
+/// Waiting for directory changes with Linux inotify, through libc.
+mod inotify {
+    use std::ffi::CString;
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// An inotify descriptor watching directories for files created or moved in.
+    pub struct Watch {
+        fd: OwnedFd,
+    }
+
+    impl Watch {
+        pub fn new(dirs: &[PathBuf]) -> io::Result<Watch> {
+            // SAFETY: inotify_init1 has no preconditions; a non-negative result is a fresh
+            // descriptor we own.
+            let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: raw is a valid descriptor owned by no one else.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            for dir in dirs {
+                let path = CString::new(dir.as_os_str().as_bytes())
+                    .map_err(|_| io::Error::other("path holds a NUL byte"))?;
+                // SAFETY: fd is valid and path is NUL-terminated.
+                let added = unsafe {
+                    libc::inotify_add_watch(
+                        fd.as_raw_fd(),
+                        path.as_ptr(),
+                        libc::IN_CREATE | libc::IN_MOVED_TO,
+                    )
+                };
+                if added < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(Watch { fd })
+        }
+
+        /// Wait until something happened in a watched directory, or `timeout` passed.
+        pub fn wait(&self, timeout: Duration) -> io::Result<()> {
+            let mut poll = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: poll reads one valid pollfd.
+            let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+            if ready < 0 {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            // Drain the events: which file arrived does not matter, the caller rescans.
+            let mut buf = [0u8; 4096];
+            loop {
+                // SAFETY: buf is valid for its length; the descriptor is non-blocking.
+                let n =
+                    unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n <= 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! `serve`: POP3 and IMAP together in one process, on one store, each on its own ports, so
+//! `serve`: POP3, IMAP and optionally SMTP/LMTP together in one process, on one store, each on its own ports, so
 //! a mail read over one protocol shows as read over the other.
 
 use anyhow::Result;
@@ -36,10 +36,38 @@ pub fn run(store: &Store, args: &ServeArgs, format: Format) -> Result<ExitStatus
         "--imap-port",
         "--imap-tls-port",
     )?;
-    setup.announce(format, &[("pop3", &pop), ("imap", &imap)])?;
-    launch::run(vec![
+    let smtp = args
+        .smtp_port
+        .map(|port| crate::smtp::bind(&setup, port, None, false, "--smtp-port", ""))
+        .transpose()?;
+    let lmtp = args
+        .lmtp_port
+        .map(|port| crate::smtp::bind(&setup, port, None, true, "--lmtp-port", ""))
+        .transpose()?;
+    let mut endpoints = vec![("pop3", &pop), ("imap", &imap)];
+    endpoints.extend(smtp.as_ref().map(|e| ("smtp", e)));
+    endpoints.extend(lmtp.as_ref().map(|e| ("lmtp", e)));
+    setup.announce(format, &endpoints)?;
+    let mut servers = vec![
         crate::pop3::server(&setup, pop, POP3_IDLE_TIMEOUT, require_tls),
         crate::imap::server(&setup, imap, IMAP_IDLE_TIMEOUT, require_tls),
-    ])?;
+    ];
+    for (endpoint, lmtp) in [(smtp, false), (lmtp, true)] {
+        if let Some(endpoint) = endpoint {
+            let config = crate::smtp::SessionConfig {
+                lmtp,
+                starttls: setup.has_tls(),
+                require_tls,
+                ..crate::smtp::default_session_config()
+            };
+            servers.push(crate::smtp::server(
+                &setup,
+                endpoint,
+                crate::smtp::IDLE_TIMEOUT,
+                config,
+            ));
+        }
+    }
+    launch::run(servers)?;
     Ok(ExitStatus::Success)
 }

@@ -1,5 +1,6 @@
-//! The transcripts of `docs/imap-by-hand.md`, captured from a real Dovecot serving the demo
-//! store, and the facts the document's answers rest on, checked on every run.
+//! The transcripts of `docs/imap-by-hand.md`, captured from `mailtool serve-imap` and from a
+//! real Dovecot, each serving its own copy of the demo store, and the facts the document's
+//! answers rest on, checked on every run against both servers.
 //!
 //! `MAILTOOL_WRITE_DOCS=1 cargo test --test imap_by_hand` rewrites every block between
 //! `<!-- transcript: NAME -->` and `<!-- end transcript -->` with a fresh capture; the prose
@@ -11,9 +12,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 use support::dovecot::Dovecot;
+use support::pop3::PopServer;
 use support::TempStore;
 
 /// A literal longer than this many lines is cut in the document.
@@ -54,7 +57,7 @@ impl Recorder {
         loop {
             let mut line = Vec::new();
             self.reader.read_until(b'\n', &mut line).unwrap();
-            assert!(!line.is_empty(), "dovecot closed the connection");
+            assert!(!line.is_empty(), "the server closed the connection");
             let text = String::from_utf8_lossy(&line).trim_end().to_owned();
             self.log.push(format!("S: {text}"));
             reply.push_str(&text);
@@ -112,11 +115,28 @@ fn number_before(reply: &str, word: &str) -> u32 {
 
 #[test]
 fn transcripts_are_real_and_the_answers_hold() {
-    let store = TempStore::demo();
-    let Some(dovecot) = Dovecot::start(&store.path()) else {
+    let ours = TempStore::demo();
+    let theirs = TempStore::demo();
+    let Some(dovecot) = Dovecot::start(&theirs.path()) else {
         return;
     };
-    let port = dovecot.imap_port;
+    let server = PopServer::start_imap(&ours.path(), &[]);
+    let mut blocks = capture(server.port(), &ours);
+    for (name, text) in capture(dovecot.imap_port, &theirs) {
+        blocks.insert(format!("dovecot-{name}"), text);
+    }
+
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/imap-by-hand.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    let regenerated = fill(&doc, &blocks);
+    if std::env::var_os("MAILTOOL_WRITE_DOCS").is_some() {
+        std::fs::write(&doc_path, regenerated).unwrap();
+    }
+}
+
+/// Run the course's five questions against the server on `port` (serving `store`), check the
+/// facts the answers rely on, and return the transcripts by name.
+fn capture(port: u16, store: &TempStore) -> BTreeMap<String, String> {
     let mut blocks = BTreeMap::new();
 
     // 1. SELECT INBOX, the first time anyone looks at the mailbox.
@@ -199,6 +219,42 @@ fn transcripts_are_real_and_the_answers_hold() {
     assert!(trace.contains("+FLAGS.SILENT (\\Deleted)") && trace.contains("UID EXPUNGE"));
     assert!(!trace.contains("CLOSE"));
     blocks.insert("sweeper-trace", trace.trim_end().to_owned());
+    blocks
+        .into_iter()
+        .map(|(name, text)| (name.to_owned(), text))
+        .collect()
+}
 
-    support::transcript::check_or_write("docs/imap-by-hand.md", &blocks);
+/// Replace the body of every transcript block with its capture; panics when the document
+/// and the captures disagree on which blocks exist.
+fn fill(doc: &str, blocks: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = doc;
+    let mut seen = Vec::new();
+    while let Some(start) = rest.find("<!-- transcript: ") {
+        let after = &rest[start..];
+        let name_end = after.find(" -->").expect("a closed marker");
+        let name = &after["<!-- transcript: ".len()..name_end];
+        let end = after
+            .find("<!-- end transcript -->")
+            .unwrap_or_else(|| panic!("block {name} has no end marker"));
+        let capture = blocks
+            .get(name)
+            .unwrap_or_else(|| panic!("the document names an unknown transcript '{name}'"));
+        out.push_str(&rest[..start]);
+        out.push_str(&after[..name_end + 4]);
+        out.push_str("\n```text\n");
+        out.push_str(capture);
+        out.push_str("\n```\n");
+        rest = &after[end..];
+        seen.push(name.to_owned());
+    }
+    out.push_str(rest);
+    for name in blocks.keys() {
+        assert!(
+            seen.iter().any(|s| s == name),
+            "docs/imap-by-hand.md lacks the block <!-- transcript: {name} -->"
+        );
+    }
+    out
 }

@@ -37,19 +37,6 @@ fn message_files(maildir: &Path) -> Vec<String> {
     names
 }
 
-fn crlf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 40);
-    let mut previous = 0u8;
-    for &byte in bytes {
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(byte);
-        previous = byte;
-    }
-    out
-}
-
 #[test]
 fn imaplib_reads_every_message_byte_for_byte_and_sees_the_flags_of_the_files() {
     let store = TempStore::demo();
@@ -92,7 +79,7 @@ imap.logout()
         let body = hex_decode(message["body"].as_str().unwrap());
         let file = after
             .iter()
-            .find(|name| crlf(&fs::read(maildir.join(name)).unwrap()) == body)
+            .find(|name| support::crlf_line_ends(&fs::read(maildir.join(name)).unwrap()) == body)
             .unwrap_or_else(|| panic!("no file holds the body sent for {meta}"));
         let size: usize = meta
             .split("RFC822.SIZE ")
@@ -160,7 +147,7 @@ fn commands_typed_by_hand_get_answers_that_teach() {
     let reply = imap.read_until_tagged("a4");
     assert_eq!(
         reply.last().unwrap(),
-        "a4 BAD FETCH needs a sequence set, e.g. FETCH 1:* (FLAGS)\r\n"
+        "a4 BAD FETCH needs a sequence set and data items, e.g. FETCH 1:* (FLAGS)\r\n"
     );
     imap.send_raw(b"a5 FROBNICATE\n");
     let last = imap.read_until_tagged("a5").pop().unwrap();
@@ -230,10 +217,10 @@ msg = b"From: a@example.org\r\nSubject: appended\r\n\r\nhello\r\n"
 typ, data = imap.append("Archive.2026", r"(\Seen $Important)", None, msg)
 out["append"] = [typ, data[0].decode()]
 imap.select("INBOX")
-typ, data = imap.uid("COPY", "1:2", "Archive.2026")
+typ, data = imap.copy("1:2", "Archive.2026")
 out["copy"] = [typ, data[0].decode()]
 typ, data = imap.uid("MOVE", "3", "Archive.2026")
-out["move"] = [typ, data[0].decode() if data[0] else ""]
+out["move"] = [typ]
 typ, data = imap.uid("STORE", "4", "+FLAGS", r"(\Deleted)")
 out["store"] = [typ, data[0].decode()]
 typ, data = imap.expunge()
@@ -365,7 +352,8 @@ fn curl_lists_mailboxes_and_fetches_a_message() {
         .into_iter()
         .find(|name| name.contains("1700000001."))
         .unwrap();
-    let expected = crlf(&fs::read(store.path().join("asterix").join(file)).unwrap());
+    let expected =
+        support::crlf_line_ends(&fs::read(store.path().join("asterix").join(file)).unwrap());
     assert_eq!(body.stdout, expected);
 }
 

@@ -361,13 +361,14 @@ impl Eval<'_> {
             .ok_or_else(|| io::Error::other("message content not loaded"))
     }
 
-    /// The date of the Date field, else the INTERNALDATE.
+    /// The date of the Date field; a message without a readable one was sent on 1 January
+    /// 1970, as Dovecot has it, so that both servers answer SENT* searches over one store
+    /// alike (RFC 3501 does not say).
     fn sent_date(&mut self) -> io::Result<NaiveDate> {
-        let sent = self.content()?.sent;
-        match sent {
-            Some(date) => Ok(date),
-            None => self.message.internal_date(),
-        }
+        Ok(self
+            .content()?
+            .sent
+            .unwrap_or(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()))
     }
 
     /// Whether a field `name` (lower case) holds `needle`; with `collapse`, runs of blanks

@@ -586,6 +586,17 @@ pub(crate) fn host_name() -> String {
         .replace(',', "\\054")
 }
 
+/// A fresh unique base name for a message written outside [`Maildir::deliver`] (the copies
+/// of a delivery to several recipients, in `delivery.rs`).
+pub(crate) fn fresh_unique_name() -> String {
+    unique_name()
+}
+
+/// The entry of a message just put into `new/` under `name` (for `delivery.rs`).
+pub(crate) fn new_entry(name: String) -> MessageEntry {
+    MessageEntry::from_name(Folder::New, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@
 //! user's mailboxes in Dovecot's Maildir++ layout, [`uidlist`] their UIDs in
 //! `dovecot-uidlist`, and [`keywords`] their keyword names in `dovecot-keywords`.
 
+pub mod delivery;
 pub mod folders;
 pub mod keywords;
 pub mod lock;
@@ -350,12 +351,18 @@ impl Store {
         self.root.join(name.as_str())
     }
 
-    /// A known user's Maildir, creating `tmp/`, `new/`, `cur/` if a tool removed them.
+    /// A known user's Maildir, creating `tmp/`, `new/`, `cur/` if a tool removed them, and
+    /// the whole Maildir for a user added to `passwd` by hand, as Dovecot does at the first
+    /// login. A symbolic link is still refused.
     pub fn mailbox(&self, name: &UserName) -> Result<Maildir> {
         if self.read_passwd()?.find(name).is_none() {
             return Err(self.unknown(name));
         }
-        let maildir = Maildir::open(&self.mailbox_path(name))?;
+        let path = self.mailbox_path(name);
+        if fs::symlink_metadata(&path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+            return Maildir::create(&path);
+        }
+        let maildir = Maildir::open(&path)?;
         maildir.ensure_folders()?;
         Ok(maildir)
     }

@@ -132,9 +132,16 @@ impl RawImap {
         let first = self.tag + 1;
         for (flags, mail) in mails {
             self.tag += 1;
+            // One space between arguments, as RFC 3501's grammar has it (Dovecot also takes
+            // two; a strict parser does not).
+            let flags = if flags.is_empty() {
+                String::new()
+            } else {
+                format!("{flags} ")
+            };
             burst.extend_from_slice(
                 format!(
-                    "t{} APPEND {mailbox} {flags} {{{}+}}\r\n",
+                    "t{} APPEND {mailbox} {flags}{{{}+}}\r\n",
                     self.tag,
                     mail.len()
                 )

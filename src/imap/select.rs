@@ -1,0 +1,534 @@
+//! The selected mailbox: SELECT, EXAMINE, CLOSE, UNSELECT, EXPUNGE and UID EXPUNGE, how
+//! flags map to Maildir letters, sequence sets, and the one place that tracks changes made
+//! by others (other sessions, `serve-pop`, deliveries, Dovecot) and announces them under
+//! RFC 3501 §7.4.1's rule: no EXPUNGE while a FETCH, STORE or SEARCH is answered.
+//!
+//! Per message the session keeps its UID, its Maildir entry (file name, which carries the
+//! flags) and whether it is `\Recent` for this session: nothing else, so that many idle
+//! sessions stay small.
+
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::{Atom, Vec1};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{Code, Data, StatusKind};
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+use super::response::{self, non_zero, Reply};
+use super::session::{Event, Session};
+use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, UidMessage};
+
+/// One message of the selected mailbox.
+#[derive(Debug, Clone)]
+pub(super) struct Message {
+    pub uid: u32,
+    pub entry: MessageEntry,
+    pub recent: bool,
+    /// Gone from the Maildir, but its EXPUNGE could not be sent yet: it keeps its sequence
+    /// number until then.
+    pub gone: bool,
+}
+
+/// The selected mailbox.
+#[derive(Debug)]
+pub(super) struct Selected {
+    /// The name in UTF-8 (`INBOX` for the inbox).
+    pub name: String,
+    pub maildir: Maildir,
+    pub read_only: bool,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: Vec<Message>,
+    pub keywords: Keywords,
+    pub stamp: Option<ChangeStamp>,
+}
+
+/// The Maildir letters of the system flags, in the order Maildir sorts them.
+const SYSTEM: [(char, Flag<'static>); 5] = [
+    ('D', Flag::Draft),
+    ('F', Flag::Flagged),
+    ('R', Flag::Answered),
+    ('S', Flag::Seen),
+    ('T', Flag::Deleted),
+];
+
+/// The IMAP flags of a message: system flags, keywords, and `\Recent`.
+pub(super) fn message_flags(
+    entry: &MessageEntry,
+    recent: bool,
+    keywords: &Keywords,
+) -> Vec<FlagFetch<'static>> {
+    let mut flags = Vec::new();
+    for letter in entry.flags().chars() {
+        if let Some((_, flag)) = SYSTEM.iter().find(|(l, _)| *l == letter) {
+            flags.push(FlagFetch::Flag(flag.clone()));
+        } else if letter.is_ascii_lowercase() {
+            if let Some(atom) = keywords
+                .name_of(letter)
+                .and_then(|name| Atom::try_from(name.to_owned()).ok())
+            {
+                flags.push(FlagFetch::Flag(Flag::Keyword(atom)));
+            }
+        }
+    }
+    if recent {
+        flags.push(FlagFetch::Recent);
+    }
+    flags
+}
+
+/// The Maildir letter of a system flag.
+pub(super) fn system_letter(flag: &Flag<'_>) -> Option<char> {
+    SYSTEM.iter().find(|(_, f)| f == flag).map(|(l, _)| *l)
+}
+
+/// Whether a flag named in a command is `\Recent`.
+pub(super) fn is_recent(flag: &Flag<'_>) -> bool {
+    matches!(flag, Flag::Extension(_)) && flag.to_string().eq_ignore_ascii_case("\\Recent")
+}
+
+/// Split flags given by a client into system letters and keyword names; `\Recent` and
+/// unknown system flags are refused with a text that teaches.
+pub(super) fn split_flags(flags: &[Flag<'_>]) -> Result<(String, Vec<String>), String> {
+    let mut letters = String::new();
+    let mut keywords = Vec::new();
+    for flag in flags {
+        if let Some(letter) = system_letter(flag) {
+            letters.push(letter);
+        } else if is_recent(flag) {
+            return Err("\\Recent cannot be set or cleared: the server manages it".into());
+        } else if let Flag::Keyword(atom) = flag {
+            keywords.push(atom.inner().to_owned());
+        } else {
+            return Err(format!(
+                "unknown flag {flag} (system flags: \\Seen \\Answered \\Flagged \\Deleted \\Draft; keywords have no backslash)"
+            ));
+        }
+    }
+    Ok((letters, keywords))
+}
+
+/// FLAGS: the system flags and the keywords defined.
+pub(super) fn defined_flags(keywords: &Keywords) -> Vec<Flag<'static>> {
+    let mut flags = vec![
+        Flag::Answered,
+        Flag::Flagged,
+        Flag::Deleted,
+        Flag::Seen,
+        Flag::Draft,
+    ];
+    flags.extend(
+        keywords
+            .names()
+            .filter_map(|name| Atom::try_from(name.to_owned()).ok())
+            .map(Flag::Keyword),
+    );
+    flags
+}
+
+/// PERMANENTFLAGS: everything storable, and `\*` (new keywords) while letters are left.
+fn permanent_flags(keywords: &Keywords, read_only: bool) -> Vec<FlagPerm<'static>> {
+    if read_only {
+        return Vec::new();
+    }
+    let mut flags: Vec<FlagPerm<'static>> = defined_flags(keywords)
+        .into_iter()
+        .map(FlagPerm::Flag)
+        .collect();
+    if keywords.names().count() < 26 {
+        flags.push(FlagPerm::Asterisk);
+    }
+    flags
+}
+
+/// Send FLAGS and PERMANENTFLAGS (on SELECT, and when a keyword is defined).
+pub(super) fn announce_flags(out: &mut Vec<u8>, keywords: &Keywords, read_only: bool) {
+    response::data(out, Data::Flags(defined_flags(keywords)));
+    response::untagged(
+        out,
+        StatusKind::Ok,
+        Some(Code::PermanentFlags(permanent_flags(keywords, read_only))),
+        if read_only {
+            "No permanent flags permitted (read-only)"
+        } else {
+            "Flags permitted"
+        },
+    );
+}
+
+/// The UTF-8 name of a mailbox given on the wire, or a reply that says why not.
+pub(super) fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, Reply> {
+    match mailbox {
+        Mailbox::Inbox => Ok("INBOX".into()),
+        Mailbox::Other(other) => std::str::from_utf8(other.as_ref()).ok().and_then(crate::store::folders::decode_mutf7).ok_or_else(|| {
+            Reply::no(
+                "invalid mailbox name: non-ASCII names are written in modified UTF-7 (RFC 3501 5.1.3), e.g. Entw&APw-rfe",
+            )
+            .with(response::other_code("CANNOT"))
+        }),
+    }
+}
+
+impl Selected {
+    /// The largest UID (0 when empty).
+    pub fn max_uid(&self) -> u32 {
+        self.messages.last().map_or(0, |m| m.uid)
+    }
+
+    /// The indexes of the messages `set` names, in mailbox order. Sequence numbers past the
+    /// end are an error that teaches; UIDs that do not exist are left out (RFC 3501).
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Reply> {
+        let count = self.messages.len() as u32;
+        if uid {
+            let largest = self.max_uid();
+            return Ok(self
+                .messages
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| super::search::sequence_set_contains(set, m.uid, largest))
+                .map(|(i, _)| i)
+                .collect());
+        }
+        for sequence in set.0.as_ref() {
+            let values: &[&SeqOrUid] = match sequence {
+                Sequence::Single(v) => &[v],
+                // `n:*` is whatever of it exists.
+                Sequence::Range(SeqOrUid::Asterisk, _) | Sequence::Range(_, SeqOrUid::Asterisk) => {
+                    &[]
+                }
+                Sequence::Range(a, b) => &[a, b],
+            };
+            for value in values {
+                if let SeqOrUid::Value(n) = value {
+                    if n.get() > count {
+                        return Err(Reply::bad(format!(
+                            "there is no message {n}: the mailbox has {count} (1:* means all of them; UID commands take UIDs)"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok((0..self.messages.len())
+            .filter(|&i| super::search::sequence_set_contains(set, i as u32 + 1, count))
+            .collect())
+    }
+}
+
+impl Session {
+    pub(super) fn select(
+        &mut self,
+        mailbox: &Mailbox<'_>,
+        read_only: bool,
+        out: &mut Vec<u8>,
+    ) -> Reply {
+        // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+        self.selected = None;
+        let name = match mailbox_name(mailbox) {
+            Ok(name) => name,
+            Err(reply) => return reply,
+        };
+        let Some(account) = &self.account else {
+            return Reply::bad("Log in first: LOGIN user password");
+        };
+        let maildir = match account.mailboxes.open(&name) {
+            Ok(maildir) => maildir,
+            Err(error) => return self.store_reply(error, "opening the mailbox"),
+        };
+        let stamp = maildir.change_stamp().ok();
+        let snapshot = match maildir.sync_uids(!read_only) {
+            Ok(snapshot) => snapshot,
+            Err(error) => return self.store_reply(error, "reading the mailbox"),
+        };
+        let keywords = match maildir.keywords() {
+            Ok(keywords) => keywords,
+            Err(error) => return self.store_reply(error, "reading the keywords"),
+        };
+        let messages: Vec<Message> = snapshot
+            .messages
+            .into_iter()
+            .map(|m| from_snapshot(m, read_only))
+            .collect();
+        let selected = Selected {
+            name,
+            maildir,
+            read_only,
+            uid_validity: snapshot.uid_validity,
+            uid_next: snapshot.uid_next,
+            messages,
+            keywords,
+            stamp,
+        };
+        announce_flags(out, &selected.keywords, read_only);
+        response::data(out, Data::Exists(selected.messages.len() as u32));
+        let recent = selected.messages.iter().filter(|m| m.recent).count() as u32;
+        response::data(out, Data::Recent(recent));
+        if let Some(first) = selected
+            .messages
+            .iter()
+            .position(|m| !m.entry.has_flag('S'))
+        {
+            response::untagged(
+                out,
+                StatusKind::Ok,
+                Some(Code::Unseen(non_zero(first as u32 + 1))),
+                &format!("Message {} is the first unseen", first + 1),
+            );
+        }
+        response::untagged(
+            out,
+            StatusKind::Ok,
+            Some(Code::UidValidity(non_zero(selected.uid_validity))),
+            "UIDs valid",
+        );
+        response::untagged(
+            out,
+            StatusKind::Ok,
+            Some(Code::UidNext(non_zero(selected.uid_next))),
+            "Predicted next UID",
+        );
+        self.selected = Some(Box::new(selected));
+        if read_only {
+            Reply::ok("EXAMINE completed, read-only").with(Code::ReadOnly)
+        } else {
+            Reply::ok("SELECT completed").with(Code::ReadWrite)
+        }
+    }
+
+    pub(super) fn close(&mut self) -> Reply {
+        let Some(selected) = self.selected.take() else {
+            return Reply::ok("CLOSE completed");
+        };
+        if selected.read_only {
+            return Reply::ok("CLOSE completed");
+        }
+        let mut failed = false;
+        let mut removed = false;
+        for message in selected
+            .messages
+            .iter()
+            .filter(|m| !m.gone && m.entry.has_flag('T'))
+        {
+            match selected.maildir.remove(&message.entry) {
+                Ok(_) => removed = true,
+                Err(error) => {
+                    failed = true;
+                    self.events.push(Event::StoreError {
+                        user: self.user_string(),
+                        error: error.to_string(),
+                    });
+                }
+            }
+        }
+        if removed {
+            let _ = selected.maildir.sync();
+        }
+        if failed {
+            Reply::no("CLOSE: some deleted messages could not be removed (server-side store error)")
+        } else {
+            Reply::ok("CLOSE completed")
+        }
+    }
+
+    /// EXPUNGE, or UID EXPUNGE with a set (RFC 4315): remove the `\Deleted` messages.
+    pub(super) fn expunge(&mut self, uids: Option<&SequenceSet>, out: &mut Vec<u8>) -> Reply {
+        let Some(selected) = self.selected.as_mut() else {
+            return Reply::bad("EXPUNGE needs a selected mailbox: SELECT INBOX first");
+        };
+        if selected.read_only {
+            return Reply::no("the mailbox is read-only (EXAMINE): SELECT it to expunge");
+        }
+        let largest = selected.max_uid();
+        let mut removed = Vec::new();
+        let mut errors = Vec::new();
+        for (index, message) in selected.messages.iter().enumerate() {
+            if message.gone || !message.entry.has_flag('T') {
+                continue;
+            }
+            if let Some(set) = uids {
+                if !super::search::sequence_set_contains(set, message.uid, largest) {
+                    continue;
+                }
+            }
+            match selected.maildir.remove(&message.entry) {
+                Ok(_) => removed.push(index),
+                Err(error) => errors.push(error.to_string()),
+            }
+        }
+        if !removed.is_empty() {
+            let _ = selected.maildir.sync();
+        }
+        // Highest first, so that each number is right when it is read.
+        for &index in removed.iter().rev() {
+            selected.messages.remove(index);
+            response::data(out, Data::Expunge(non_zero(index as u32 + 1)));
+        }
+        let failed = !errors.is_empty();
+        for error in errors {
+            self.events.push(Event::StoreError {
+                user: self.user_string(),
+                error,
+            });
+        }
+        if failed {
+            Reply::no("some deleted messages could not be removed (server-side store error)")
+        } else {
+            Reply::ok(format!("EXPUNGE completed ({} removed)", removed.len()))
+        }
+    }
+
+    /// Announce what changed in the selected mailbox since the session last looked: EXPUNGE
+    /// (only when `expunge_ok`; until then the messages keep their numbers), EXISTS, RECENT,
+    /// and FETCH FLAGS for flags changed by others.
+    pub(super) fn refresh(&mut self, expunge_ok: bool, out: &mut Vec<u8>) {
+        let Some(selected) = self.selected.as_mut() else {
+            return;
+        };
+        let stamp = selected.maildir.change_stamp();
+        let pending = expunge_ok && selected.messages.iter().any(|m| m.gone);
+        match &stamp {
+            Ok(stamp) if Some(*stamp) == selected.stamp && stamp.is_settled() && !pending => {
+                return;
+            }
+            _ => {}
+        }
+        let snapshot = match selected.maildir.sync_uids(!selected.read_only) {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                let user = self.user_string();
+                self.events.push(Event::StoreError {
+                    user,
+                    error: error.to_string(),
+                });
+                return;
+            }
+        };
+        selected.stamp = stamp.ok();
+        if snapshot.uid_validity != selected.uid_validity {
+            // The UIDs this client holds mean nothing any more: it must start over.
+            response::bye(
+                out,
+                "UIDVALIDITY changed: the mailbox was rebuilt; reconnect",
+            );
+            self.selected = None;
+            self.closing = true;
+            return;
+        }
+        if let Ok(keywords) = selected.maildir.keywords() {
+            if keywords != selected.keywords {
+                selected.keywords = keywords;
+                announce_flags(out, &selected.keywords, selected.read_only);
+            }
+        }
+        selected.uid_next = snapshot.uid_next;
+        let read_only = selected.read_only;
+        let old = std::mem::take(&mut selected.messages);
+        let old_count = old.len();
+        let max_old_uid = old.last().map_or(0, |m| m.uid);
+        let mut merged: Vec<Message> = Vec::with_capacity(snapshot.messages.len().max(old.len()));
+        let mut expunged: Vec<u32> = Vec::new();
+        let mut changed: Vec<usize> = Vec::new();
+        let mut fresh = snapshot.messages.into_iter().peekable();
+        for (index, mut message) in old.into_iter().enumerate() {
+            // Skip UIDs the session never had below this one (they cannot appear later).
+            while fresh.peek().is_some_and(|m| m.uid < message.uid) {
+                fresh.next();
+            }
+            match fresh.peek() {
+                Some(current) if current.uid == message.uid => {
+                    let current = fresh.next().expect("peeked");
+                    if current.entry.flags() != message.entry.flags() && !message.gone {
+                        changed.push(merged.len());
+                    }
+                    message.entry = current.entry;
+                    message.recent |= current.recent;
+                    message.gone = false;
+                    merged.push(message);
+                }
+                _ => {
+                    if expunge_ok {
+                        expunged.push(index as u32 + 1);
+                    } else {
+                        message.gone = true;
+                        merged.push(message);
+                    }
+                }
+            }
+        }
+        let mut new_recent = false;
+        for current in fresh {
+            if current.uid > max_old_uid {
+                let message = from_snapshot(current, read_only);
+                new_recent |= message.recent;
+                merged.push(message);
+            }
+        }
+        for &seq in expunged.iter().rev() {
+            response::data(out, Data::Expunge(non_zero(seq)));
+        }
+        let exists = merged.len();
+        if exists + expunged.len() != old_count {
+            response::data(out, Data::Exists(exists as u32));
+        }
+        if new_recent {
+            let recent = merged.iter().filter(|m| m.recent).count() as u32;
+            response::data(out, Data::Recent(recent));
+        }
+        for index in changed {
+            let message = &merged[index];
+            let flags = message_flags(&message.entry, message.recent, &selected.keywords);
+            if let Ok(items) =
+                Vec1::try_from(vec![imap_codec::imap_types::fetch::MessageDataItem::Flags(
+                    flags,
+                )])
+            {
+                response::data(
+                    out,
+                    Data::Fetch {
+                        seq: non_zero(index as u32 + 1),
+                        items,
+                    },
+                );
+            }
+        }
+        selected.messages = merged;
+    }
+}
+
+fn from_snapshot(message: UidMessage, read_only: bool) -> Message {
+    // A read-only session takes nothing from new/, but what is there is recent to it
+    // (EXAMINE must not clear \Recent, RFC 3501 §6.3.2).
+    let recent = if read_only {
+        message.entry.folder() == crate::store::Folder::New
+    } else {
+        message.recent
+    };
+    Message {
+        uid: message.uid,
+        entry: message.entry,
+        recent,
+        gone: false,
+    }
+}
+
+/// The UIDs of a COPYUID or APPENDUID code, as ranges where they run on.
+pub(super) fn uid_set(uids: &[u32]) -> Option<imap_codec::imap_types::extensions::uidplus::UidSet> {
+    use imap_codec::imap_types::extensions::uidplus::{UidElement, UidSet};
+    let mut elements = Vec::new();
+    let mut iter = uids.iter().copied().filter_map(NonZeroU32::new).peekable();
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while iter
+            .peek()
+            .is_some_and(|next| Some(*next) == end.checked_add(1))
+        {
+            end = iter.next().expect("peeked");
+        }
+        elements.push(if start == end {
+            UidElement::Single(start)
+        } else {
+            UidElement::Range(start, end)
+        });
+    }
+    Vec1::try_from(elements).ok().map(UidSet)
+}

@@ -1,0 +1,132 @@
+//! `serve-smtp`: mail comes in over SMTP (RFC 5321) or LMTP (RFC 2033) and is delivered into
+//! the store, with SIZE, PIPELINING, 8BITMIME, ENHANCEDSTATUSCODES, STARTTLS and AUTH.
+//!
+//! - [`line`]: the bounded, resumable command line reader.
+//! - [`data`]: the streaming DATA reader: the `CRLF.CRLF` terminator and dot-unstuffing.
+//! - [`session`]: one session's state machine without I/O: lines in, replies and actions out;
+//!   commands parsed by `smtp-proto`.
+//! - [`incoming`]: a message streamed into the store and committed for every recipient.
+//! - [`connection`]: the driver that runs a session on the shared server shell.
+
+pub mod connection;
+pub mod data;
+pub mod incoming;
+pub mod line;
+pub mod session;
+
+use anyhow::Result;
+
+use crate::cli::{AuthMode, ServeSmtpArgs};
+use crate::exit::ExitStatus;
+use crate::output::Format;
+use crate::server::launch::{self, Endpoint, Port, Setup};
+use crate::store::Store;
+pub use connection::Smtp;
+pub use session::{AuthPolicy, SessionConfig};
+
+/// RFC 5321 §4.5.3.2.7: a server waits at least 5 minutes for the next command.
+pub const IDLE_TIMEOUT: u64 = 300;
+
+/// `serve-smtp`: bind, print the addresses, deliver until SIGINT or SIGTERM.
+///
+/// # Errors
+/// The certificate or key cannot be used, the store is missing, an address cannot be bound,
+/// or the runtime cannot start.
+pub fn run(store: &Store, args: &ServeSmtpArgs, format: Format) -> Result<ExitStatus> {
+    let setup = Setup::new(store, &args.server)?;
+    let port = args.port.unwrap_or(if args.lmtp { 24 } else { 25 });
+    let endpoint = bind(
+        &setup,
+        port,
+        args.tls_port,
+        args.lmtp,
+        "--port",
+        "--tls-port",
+    )?;
+    let name = if args.lmtp { "lmtp" } else { "smtp" };
+    setup.announce(format, &[(name, &endpoint)])?;
+    let config = session_config(&setup, args.lmtp, args);
+    launch::run(vec![server(&setup, endpoint, args.idle_timeout, config)])?;
+    Ok(ExitStatus::Success)
+}
+
+/// Bind SMTP's (or LMTP's) ports; the option names are those of the command that chose them.
+///
+/// # Errors
+/// A port cannot be bound.
+pub fn bind(
+    setup: &Setup,
+    port: u16,
+    tls_port: Option<u16>,
+    lmtp: bool,
+    port_option: &'static str,
+    tls_option: &'static str,
+) -> Result<Endpoint> {
+    setup.bind(
+        Port {
+            number: port,
+            option: port_option,
+            example: if lmtp { 2424 } else { 2525 },
+            conventional: if lmtp { 24 } else { 25 },
+        },
+        tls_port.map(|number| Port {
+            number,
+            option: tls_option,
+            example: 4465,
+            conventional: 465,
+        }),
+    )
+}
+
+/// The session settings from the command line: `--domain` defaults to `localhost` and the
+/// host name.
+pub fn session_config(setup: &Setup, lmtp: bool, args: &ServeSmtpArgs) -> SessionConfig {
+    let host_name = crate::store::maildir::host_name();
+    let mut domains: Vec<String> = if args.domain.is_empty() {
+        vec!["localhost".into(), host_name.to_ascii_lowercase()]
+    } else {
+        args.domain.iter().map(|d| d.to_ascii_lowercase()).collect()
+    };
+    domains.dedup();
+    SessionConfig {
+        lmtp,
+        host_name,
+        domains,
+        max_message_size: args.max_message_size,
+        max_recipients: args.max_recipients.max(1),
+        auth: match args.auth {
+            AuthMode::Off => AuthPolicy::Off,
+            AuthMode::Optional => AuthPolicy::Optional,
+            AuthMode::Required => AuthPolicy::Required,
+        },
+        starttls: setup.has_tls(),
+        require_tls: args.server.require_tls,
+        ..SessionConfig::default()
+    }
+}
+
+/// The SMTP or LMTP server on `endpoint`, ready for [`launch::run`].
+pub fn server(
+    setup: &Setup,
+    endpoint: Endpoint,
+    idle_timeout: u64,
+    session: SessionConfig,
+) -> launch::Server {
+    let driver = Smtp {
+        store: setup.store.clone(),
+        session,
+    };
+    launch::server(endpoint, driver, setup.shell_config(idle_timeout))
+}
+
+/// The settings `serve` uses for its SMTP and LMTP ports: the defaults of `serve-smtp`.
+pub fn default_session_config() -> SessionConfig {
+    let host_name = crate::store::maildir::host_name();
+    let mut domains = vec!["localhost".to_owned(), host_name.to_ascii_lowercase()];
+    domains.dedup();
+    SessionConfig {
+        host_name,
+        domains,
+        ..SessionConfig::default()
+    }
+}

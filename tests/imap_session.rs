@@ -1,0 +1,796 @@
+//! The IMAP session driven with bytes over a temporary store: every command, the teaching
+//! errors, literal framing, APPEND streaming, STARTTLS, logins, IDLE and updates from other
+//! sessions. No sockets: what the connection driver would do is done here by hand.
+
+use std::fs;
+use std::io::Write;
+use std::time::Duration;
+
+use mailtool::imap::session::{Action, Event, Session, SessionConfig};
+use mailtool::store::{Maildir, Store, UserName};
+use tempfile::TempDir;
+
+const MESSAGE: &str = "From: Alice <alice@example.org>\r\nTo: Bob <bob@example.org>\r\nSubject: Hello\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\nMessage-ID: <1@example.org>\r\n\r\nHello Bob,\r\nhow are you?\r\n";
+
+struct Harness {
+    _dir: TempDir,
+    store: Store,
+    session: Session,
+    /// Actions other than NeedInput and Flush seen by the last `send`.
+    actions: Vec<Action>,
+}
+
+fn config() -> SessionConfig {
+    SessionConfig {
+        failed_login_delay: Duration::from_millis(1),
+        trace: true,
+        ..SessionConfig::default()
+    }
+}
+
+impl Harness {
+    fn new() -> Harness {
+        Harness::with_config(config())
+    }
+
+    fn with_config(config: SessionConfig) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        store
+            .add_user(&UserName::parse("alice").unwrap(), "secret")
+            .unwrap();
+        let session = Session::new(store.clone(), config);
+        Harness {
+            _dir: dir,
+            store,
+            session,
+            actions: Vec::new(),
+        }
+    }
+
+    fn inbox(&self) -> Maildir {
+        self.store
+            .mailbox(&UserName::parse("alice").unwrap())
+            .unwrap()
+    }
+
+    fn deliver(&self, message: &str) {
+        let mut delivery = self.inbox().deliver().unwrap();
+        delivery.write_all(message.as_bytes()).unwrap();
+        delivery.commit().unwrap();
+    }
+
+    fn greeting(&mut self) -> String {
+        let mut out = Vec::new();
+        self.session.greeting(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Feed `input` and run the session until it wants more.
+    fn send(&mut self, input: &[u8]) -> String {
+        self.session.receive(input);
+        String::from_utf8_lossy(&self.drive()).into_owned()
+    }
+
+    fn drive(&mut self) -> Vec<u8> {
+        self.actions.clear();
+        let mut out = Vec::new();
+        loop {
+            match self.session.next(&mut out) {
+                Action::NeedInput => break,
+                Action::Flush => {}
+                Action::Pause { then_close, .. } => {
+                    self.actions.push(Action::Pause {
+                        delay: Duration::ZERO,
+                        then_close,
+                    });
+                    if then_close {
+                        break;
+                    }
+                }
+                other => {
+                    self.actions.push(other);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn login(&mut self) {
+        let out = self.send(b"l1 LOGIN alice secret\r\n");
+        assert!(out.contains("l1 OK"), "{out}");
+    }
+
+    fn select(&mut self) -> String {
+        self.login();
+        let out = self.send(b"s1 SELECT INBOX\r\n");
+        assert!(out.contains("s1 OK [READ-WRITE]"), "{out}");
+        out
+    }
+}
+
+#[test]
+fn greeting_and_capability() {
+    let mut h = Harness::new();
+    let greeting = h.greeting();
+    assert!(greeting.starts_with("* OK [CAPABILITY IMAP4REV1 LITERAL+ SASL-IR ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ID AUTH=PLAIN]"), "{greeting}");
+    let out = h.send(b"a1 CAPABILITY\r\n");
+    assert_eq!(
+        out,
+        "* CAPABILITY IMAP4REV1 LITERAL+ SASL-IR ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN ID AUTH=PLAIN\r\na1 OK CAPABILITY completed\r\n"
+    );
+    let out = h.send(b"a2 NOOP\na3 LOGOUT\n");
+    assert!(out.contains("a2 OK"), "{out}");
+    assert!(out.contains("* BYE"), "{out}");
+    assert!(out.ends_with("a3 OK LOGOUT completed\r\n"), "{out}");
+    assert_eq!(h.actions, vec![Action::Close]);
+}
+
+#[test]
+fn starttls_offered_and_required() {
+    let mut h = Harness::with_config(SessionConfig {
+        starttls: true,
+        require_tls: true,
+        ..config()
+    });
+    let out = h.send(b"a1 CAPABILITY\r\n");
+    assert!(out.contains("STARTTLS LOGINDISABLED"), "{out}");
+    let out = h.send(b"a2 LOGIN alice secret\r\n");
+    assert!(out.contains("a2 NO [PRIVACYREQUIRED]"), "{out}");
+    let out = h.send(b"a3 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+    assert!(out.contains("a3 NO [PRIVACYREQUIRED]"), "{out}");
+    // Whatever follows STARTTLS in the same packet is dropped (CVE-2011-0411).
+    let out = h.send(b"a4 STARTTLS\r\na5 LOGIN alice secret\r\n");
+    assert_eq!(out, "a4 OK Begin TLS negotiation now\r\n");
+    assert_eq!(h.actions, vec![Action::StartTls]);
+    h.session.tls_established();
+    let out = h.send(b"a6 CAPABILITY\r\n");
+    assert!(!out.contains("STARTTLS"), "{out}");
+    assert!(out.contains("AUTH=PLAIN"), "{out}");
+    let out = h.send(b"a7 STARTTLS\r\n");
+    assert!(out.contains("a7 BAD TLS is already active"), "{out}");
+    let out = h.send(b"a8 LOGIN alice secret\r\n");
+    assert!(out.contains("a8 OK [CAPABILITY"), "{out}");
+}
+
+#[test]
+fn starttls_not_offered_without_certificate() {
+    let mut h = Harness::new();
+    let out = h.send(b"a1 STARTTLS\r\n");
+    assert!(out.starts_with("a1 BAD STARTTLS is not offered"), "{out}");
+}
+
+#[test]
+fn failed_logins_pause_then_close() {
+    let mut h = Harness::new();
+    let out = h.send(b"a1 LOGIN alice wrong\r\n");
+    // The NO comes after the pause.
+    assert_eq!(
+        out,
+        "a1 NO [AUTHENTICATIONFAILED] Invalid user name or password\r\n"
+    );
+    assert!(matches!(
+        h.actions[0],
+        Action::Pause {
+            then_close: false,
+            ..
+        }
+    ));
+    let out = h.send(b"a2 LOGIN bob secret\r\n");
+    assert!(out.contains("a2 NO [AUTHENTICATIONFAILED]"), "{out}");
+    let out = h.send(b"a3 LOGIN alice nope\r\n");
+    assert!(out.contains("a3 NO [AUTHENTICATIONFAILED]"), "{out}");
+    assert!(out.contains("* BYE"), "{out}");
+    assert_eq!(
+        h.actions,
+        vec![Action::Pause {
+            delay: Duration::ZERO,
+            then_close: true
+        }]
+    );
+    let events = h.session.take_events();
+    assert!(events.contains(&Event::LoginFailed { user: "bob".into() }));
+    let trace = h.session.take_trace();
+    assert!(
+        trace.contains(&"a1 LOGIN alice ***".to_string()),
+        "{trace:?}"
+    );
+    assert!(!trace.iter().any(|l| l.contains("wrong")), "{trace:?}");
+}
+
+#[test]
+fn authenticate_plain_with_and_without_initial_response() {
+    let mut h = Harness::new();
+    let out = h.send(b"a1 AUTHENTICATE PLAIN\r\n");
+    assert_eq!(out, "+ \r\n");
+    let out = h.send(b"*\r\n");
+    assert!(out.starts_with("a1 BAD AUTHENTICATE cancelled"), "{out}");
+    let out = h.send(b"a2 AUTHENTICATE PLAIN\r\n");
+    assert_eq!(out, "+ \r\n");
+    let out = h.send(b"AGFsaWNlAHNlY3JldA==\r\n");
+    assert!(out.starts_with("a2 OK [CAPABILITY"), "{out}");
+    let trace = h.session.take_trace();
+    assert!(trace.contains(&"***".to_string()), "{trace:?}");
+    assert!(!trace.iter().any(|l| l.contains("AGFsaWNl")), "{trace:?}");
+
+    let mut h = Harness::new();
+    let out = h.send(b"a1 AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+    assert!(out.starts_with("a1 OK"), "{out}");
+    assert_eq!(h.session.take_trace(), vec!["a1 AUTHENTICATE PLAIN ***"]);
+    assert_eq!(
+        h.session.take_events(),
+        vec![Event::LoginOk {
+            user: "alice".into()
+        }]
+    );
+}
+
+#[test]
+fn login_with_literals() {
+    let mut h = Harness::new();
+    let out = h.send(b"a1 LOGIN {5}\r\n");
+    assert_eq!(out, "+ Ready for literal data\r\n");
+    let out = h.send(b"alice {6}\r\n");
+    assert_eq!(out, "+ Ready for literal data\r\n");
+    let out = h.send(b"secret\r\n");
+    assert!(out.starts_with("a1 OK"), "{out}");
+    let trace = h.session.take_trace();
+    assert!(!trace.iter().any(|l| l.contains("secret")), "{trace:?}");
+
+    // LITERAL+: no continuation requests.
+    let mut h = Harness::new();
+    let out = h.send(b"a1 LOGIN {5+}\r\nalice {6+}\r\nsecret\r\n");
+    assert!(out.starts_with("a1 OK"), "{out}");
+}
+
+#[test]
+fn teaching_errors() {
+    let mut h = Harness::new();
+    for (input, expected) in [
+        ("a1 FOO\r\n", "a1 BAD unknown command \"FOO\" (try CAPABILITY)\r\n"),
+        ("a2 SELECT\r\n", "a2 BAD SELECT needs a mailbox name, e.g. SELECT INBOX\r\n"),
+        ("LOGIN alice secret\r\n", "* BAD Every command starts with a tag, e.g. a1 LOGIN alice secret\r\n"),
+        ("NOOP\r\n", "* BAD Every command starts with a tag, e.g. a1 NOOP\r\n"),
+        ("a3 FETCH 1 FLAGS\r\n", "a3 BAD Log in first: LOGIN user password\r\n"),
+        ("a4\r\n", "a4 BAD missing command after the tag, e.g. a4 CAPABILITY\r\n"),
+        ("a5 UID FOO\r\n", "a5 BAD UID goes with FETCH, STORE, COPY, MOVE, SEARCH or EXPUNGE, e.g. UID FETCH 1:* (FLAGS)\r\n"),
+    ] {
+        assert_eq!(h.send(input.as_bytes()), expected, "{input}");
+    }
+    h.login();
+    let out = h.send(b"a6 FETCH 1 (FLAGS)\r\n");
+    assert_eq!(
+        out,
+        "a6 BAD FETCH needs a selected mailbox: SELECT INBOX first\r\n"
+    );
+    h.send(b"a7 SELECT INBOX\r\n");
+    let out = h.send(b"a8 FETCH x (FLAGS)\r\n");
+    assert_eq!(
+        out,
+        "a8 BAD FETCH needs a sequence set and data items, e.g. FETCH 1:* (FLAGS)\r\n"
+    );
+    let out = h.send(b"a9 LOGIN alice secret\r\n");
+    assert!(
+        out.starts_with("a9 BAD LOGIN is only allowed before login"),
+        "{out}"
+    );
+    let out = h.send(b"b1 SORT (DATE) UTF-8 ALL\r\n");
+    assert!(out.starts_with("b1 BAD SORT is not supported"), "{out}");
+    // Empty lines are ignored.
+    assert_eq!(h.send(b"\r\n\n"), "");
+}
+
+#[test]
+fn too_many_bad_commands_close() {
+    let mut h = Harness::with_config(SessionConfig {
+        max_bad_commands: 3,
+        ..config()
+    });
+    let out = h.send(b"a1 FOO\r\na2 FOO\r\na3 FOO\r\na4 NOOP\r\n");
+    assert!(out.contains("a3 BAD"), "{out}");
+    assert!(out.contains("* BYE Too many bad commands"), "{out}");
+    assert!(!out.contains("a4"), "{out}");
+    assert_eq!(h.actions, vec![Action::Close]);
+}
+
+#[test]
+fn overlong_lines_and_literals() {
+    let mut h = Harness::with_config(SessionConfig {
+        max_line: 8 * 1024,
+        max_literal: 100,
+        ..config()
+    });
+    let mut long = b"a1 NOOP ".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 10_000));
+    // The literal announced at the end of the overlong line is skipped too.
+    long.extend_from_slice(b" {10+}\r\n0123456789\r\na2 NOOP\r\n");
+    let out = h.send(&long);
+    assert!(out.starts_with("a1 BAD line too long"), "{out}");
+    assert!(out.ends_with("a2 OK NOOP completed\r\n"), "{out}");
+
+    // A synchronising literal that is too big is refused before its data.
+    let out = h.send(b"a3 LOGIN {4294967295}\r\n");
+    assert!(out.starts_with("a3 BAD literal too big"), "{out}");
+    // A non-synchronising one is skipped.
+    let mut input = b"a4 LOGIN {200+}\r\n".to_vec();
+    input.extend(std::iter::repeat_n(b'a', 200));
+    input.extend_from_slice(b" x\r\na5 NOOP\r\n");
+    let out = h.send(&input);
+    assert!(out.starts_with("a4 BAD literal too big"), "{out}");
+    assert!(out.ends_with("a5 OK NOOP completed\r\n"), "{out}");
+    // One too big to skip closes the connection.
+    let out = h.send(b"a6 LOGIN {99999999999+}\r\n");
+    assert!(out.contains("* BYE"), "{out}");
+    assert_eq!(h.actions, vec![Action::Close]);
+}
+
+#[test]
+fn select_examine_and_status() {
+    let mut h = Harness::new();
+    h.deliver(MESSAGE);
+    h.deliver(MESSAGE);
+    let out = h.select();
+    assert!(
+        out.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]"),
+        "{out}"
+    );
+    assert!(out.contains("* 2 EXISTS\r\n* 2 RECENT\r\n"), "{out}");
+    assert!(out.contains("* OK [UNSEEN 1]"), "{out}");
+    assert!(out.contains("* OK [UIDVALIDITY "), "{out}");
+    assert!(out.contains("* OK [UIDNEXT 3]"), "{out}");
+    let out = h.send(b"a1 EXAMINE INBOX\r\n");
+    assert!(out.contains("* 2 EXISTS\r\n* 0 RECENT\r\n"), "{out}");
+    assert!(out.contains("* OK [PERMANENTFLAGS ()]"), "{out}");
+    assert!(out.contains("a1 OK [READ-ONLY]"), "{out}");
+    let out = h.send(b"a2 STATUS INBOX (MESSAGES RECENT UIDNEXT UNSEEN)\r\n");
+    assert!(
+        out.contains("* STATUS INBOX (MESSAGES 2 RECENT 0 UIDNEXT 3 UNSEEN 2)"),
+        "{out}"
+    );
+    let out = h.send(b"a3 SELECT Nope\r\n");
+    assert!(out.starts_with("a3 NO [NONEXISTENT]"), "{out}");
+    let out = h.send(b"a4 FETCH 1 (FLAGS)\r\n");
+    assert!(
+        out.starts_with("a4 BAD FETCH needs a selected mailbox"),
+        "{out}"
+    );
+}
+
+#[test]
+fn fetch_items_and_seen() {
+    let mut h = Harness::new();
+    h.deliver(MESSAGE);
+    h.select();
+    let out = h.send(b"a1 FETCH 1 (UID FLAGS RFC822.SIZE)\r\n");
+    assert_eq!(
+        out,
+        format!(
+            "* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE {})\r\na1 OK FETCH completed\r\n",
+            MESSAGE.len()
+        )
+    );
+    let out = h.send(b"a2 FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n");
+    assert!(
+        out.contains("BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: Hello\r\n\r\n)"),
+        "{out}"
+    );
+    let out = h.send(b"a3 FETCH 1 (BODY[TEXT])\r\n");
+    assert!(
+        out.contains("BODY[TEXT] {26}\r\nHello Bob,\r\nhow are you?\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("FLAGS (\\Seen \\Recent)"), "{out}");
+    let out = h.send(b"a4 UID FETCH 1 (BODY[]<0.4>)\r\n");
+    assert!(
+        out.contains("* 1 FETCH (UID 1 BODY[]<0> {4}\r\nFrom)\r\n"),
+        "{out}"
+    );
+    let out = h.send(b"a5 FETCH 1 ENVELOPE\r\n");
+    assert!(
+        out.contains("ENVELOPE (\"Mon, 7 Feb 1994 21:52:25 -0800\" \"Hello\""),
+        "{out}"
+    );
+    let out = h.send(b"a6 FETCH 1 (BODYSTRUCTURE)\r\n");
+    assert!(out.contains("BODYSTRUCTURE (\"TEXT\" \"plain\""), "{out}");
+    let out = h.send(b"a7 FETCH 1 ALL\r\n");
+    assert!(out.contains("INTERNALDATE \""), "{out}");
+    let out = h.send(b"a8 FETCH 1 RFC822\r\n");
+    assert!(
+        out.contains(&format!("RFC822 {{{}}}\r\n{MESSAGE})", MESSAGE.len())),
+        "{out}"
+    );
+    let out = h.send(b"a9 FETCH 2 FLAGS\r\n");
+    assert!(out.starts_with("a9 BAD there is no message 2"), "{out}");
+    let out = h.send(b"b1 UID FETCH 5:* FLAGS\r\n");
+    assert!(out.contains("* 1 FETCH (UID 1 FLAGS"), "{out}");
+}
+
+#[test]
+fn store_and_expunge() {
+    let mut h = Harness::new();
+    for _ in 0..3 {
+        h.deliver(MESSAGE);
+    }
+    h.select();
+    let out = h.send(b"a1 STORE 1:2 +FLAGS (\\Deleted \\Flagged)\r\n");
+    assert!(
+        out.contains("* 1 FETCH (FLAGS (\\Flagged \\Deleted \\Recent))"),
+        "{out}"
+    );
+    assert!(out.contains("a1 OK STORE completed"), "{out}");
+    let out = h.send(b"a2 UID STORE 2 -FLAGS.SILENT (\\Deleted)\r\n");
+    assert_eq!(out, "a2 OK STORE completed\r\n");
+    let out = h.send(b"a3 STORE 3 FLAGS ($Label1 \\Seen)\r\n");
+    assert!(
+        out.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("* 3 FETCH (FLAGS (\\Seen $Label1 \\Recent))"),
+        "{out}"
+    );
+    let out = h.send(b"a4 STORE 1 +FLAGS (\\Recent)\r\n");
+    assert!(
+        out.starts_with("a4 BAD STORE: \\Recent cannot be set"),
+        "{out}"
+    );
+    let out = h.send(b"a5 SEARCH DELETED\r\n");
+    assert!(out.contains("* SEARCH 1\r\n"), "{out}");
+    let out = h.send(b"a6 EXPUNGE\r\n");
+    assert!(out.contains("* 1 EXPUNGE\r\n"), "{out}");
+    assert!(out.contains("a6 OK"), "{out}");
+    let out = h.send(b"a7 UID SEARCH ALL\r\n");
+    assert!(out.contains("* SEARCH 2 3\r\n"), "{out}");
+    let out = h.send(b"a8 SEARCH KEYWORD $Label1\r\n");
+    assert!(out.contains("* SEARCH 2\r\n"), "{out}");
+    let out = h.send(b"a9 SEARCH CHARSET KOI8-R ALL\r\n");
+    assert!(
+        out.starts_with("a9 NO [BADCHARSET (US-ASCII UTF-8)]"),
+        "{out}"
+    );
+    // UID EXPUNGE removes only the deleted messages in its set.
+    h.send(b"b1 STORE 1:2 +FLAGS.SILENT (\\Deleted)\r\n");
+    let out = h.send(b"b2 UID EXPUNGE 3\r\n");
+    assert!(out.contains("* 2 EXPUNGE\r\n"), "{out}");
+    assert!(!out.contains("* 1 EXPUNGE"), "{out}");
+    let out = h.send(b"b3 CLOSE\r\n");
+    assert!(out.starts_with("b3 OK"), "{out}");
+    let out = h.send(b"b4 STATUS INBOX (MESSAGES)\r\n");
+    assert!(out.contains("(MESSAGES 0)"), "{out}");
+}
+
+#[test]
+fn mailboxes_list_copy_move() {
+    let mut h = Harness::new();
+    h.deliver(MESSAGE);
+    h.deliver(MESSAGE);
+    h.select();
+    let out = h.send(b"a1 CREATE Archive\r\na2 CREATE Entw&APw-rfe.2024\r\n");
+    assert!(out.contains("a1 OK") && out.contains("a2 OK"), "{out}");
+    let out = h.send(b"a3 LIST \"\" \"*\"\r\n");
+    assert!(
+        out.contains("* LIST (\\HasNoChildren) \".\" INBOX\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("* LIST (\\HasNoChildren) \".\" Archive\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("* LIST (\\HasChildren) \".\" Entw&APw-rfe\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("Entw&APw-rfe.2024"), "{out}");
+    let out = h.send(b"a4 LIST \"\" %\r\n");
+    assert!(!out.contains("2024"), "{out}");
+    let out = h.send(b"a5 LIST \"\" \"\"\r\n");
+    assert!(out.contains("* LIST (\\Noselect) \".\" \"\""), "{out}");
+    let out = h.send(b"a6 COPY 1 Archive\r\n");
+    assert!(out.contains("a6 OK [COPYUID "), "{out}");
+    assert!(out.contains(" 1 1]"), "{out}");
+    let out = h.send(b"a7 COPY 1 Nowhere\r\n");
+    assert!(out.starts_with("a7 NO [TRYCREATE]"), "{out}");
+    let out = h.send(b"a8 UID MOVE 2 Archive\r\n");
+    assert!(out.contains("* OK [COPYUID "), "{out}");
+    assert!(out.contains("* 2 EXPUNGE\r\n"), "{out}");
+    assert!(out.contains("a8 OK MOVE completed"), "{out}");
+    let out = h.send(b"a9 STATUS Archive (MESSAGES UIDNEXT)\r\n");
+    assert!(
+        out.contains("* STATUS Archive (MESSAGES 2 UIDNEXT 3)"),
+        "{out}"
+    );
+    let out = h.send(b"b1 SUBSCRIBE Archive\r\nb2 LSUB \"\" *\r\n");
+    assert!(out.contains("* LSUB () \".\" Archive"), "{out}");
+    let out = h.send(b"b3 RENAME Archive Old\r\nb4 DELETE Old\r\nb5 DELETE INBOX\r\n");
+    assert!(out.contains("b3 OK") && out.contains("b4 OK"), "{out}");
+    assert!(out.contains("b5 NO"), "{out}");
+    let out = h.send(b"b6 NAMESPACE\r\n");
+    assert!(out.contains("* NAMESPACE ((\"\" \".\")) NIL NIL"), "{out}");
+}
+
+#[test]
+fn append_streams_into_the_store() {
+    let mut h = Harness::new();
+    h.login();
+    let message = MESSAGE.repeat(2000);
+    let out = h.send(
+        format!(
+            "a1 APPEND INBOX (\\Seen $Work) \"14-Jul-2020 02:44:25 +0200\" {{{}}}\r\n",
+            message.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(out, "+ Ready for literal data\r\n");
+    for chunk in message.as_bytes().chunks(1000) {
+        assert_eq!(h.send(chunk), "");
+    }
+    let out = h.send(b"\r\n");
+    assert!(out.starts_with("a1 OK [APPENDUID "), "{out}");
+    let entries = h.inbox().list().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        fs::read(h.inbox().entry_path(&entries[0])).unwrap(),
+        message.as_bytes()
+    );
+    let out = h.send(b"a2 SELECT INBOX\r\na3 FETCH 1 (FLAGS INTERNALDATE)\r\n");
+    assert!(out.contains("FLAGS (\\Seen $Work)"), "{out}");
+    // The date is shown in the server's zone; the instant is what was given.
+    assert!(out.contains("INTERNALDATE \""), "{out}");
+
+    let out = h.send(b"a4 APPEND Nowhere {5}\r\n");
+    assert!(out.starts_with("a4 NO [TRYCREATE]"), "{out}");
+    let out = h.send(b"a5 APPEND INBOX {999999999999}\r\n");
+    assert!(out.starts_with("a5 NO [TOOBIG]"), "{out}");
+    // LITERAL+ to a missing mailbox: refused, the data skipped.
+    let out = h.send(b"a6 APPEND Nowhere {5+}\r\nhello\r\na7 NOOP\r\n");
+    assert!(out.starts_with("a6 NO [TRYCREATE]"), "{out}");
+    assert!(out.contains("a7 OK"), "{out}");
+    // The new message shows up in the selected mailbox.
+    let out = h.send(b"a8 APPEND INBOX {5+}\r\nhello\r\n");
+    assert!(out.contains("* 2 EXISTS\r\n"), "{out}");
+    assert!(out.contains("a8 OK [APPENDUID"), "{out}");
+    // Nothing half-written is left in tmp/.
+    assert_eq!(
+        fs::read_dir(h.inbox().path().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn idle_sees_a_delivery() {
+    let mut h = Harness::new();
+    h.deliver(MESSAGE);
+    h.select();
+    let out = h.send(b"a1 IDLE\r\n");
+    assert_eq!(out, "+ idling\r\n");
+    assert!(h.session.is_idling());
+    let mut out = Vec::new();
+    h.session.tick(&mut out);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    // A change in the same second as the last look is caught (unsettled stamps).
+    h.deliver(MESSAGE);
+    std::thread::sleep(Duration::from_millis(20));
+    h.session.tick(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("* 2 EXISTS\r\n* 2 RECENT\r\n"), "{text}");
+    let out = h.send(b"DONE\r\n");
+    assert_eq!(out, "a1 OK IDLE terminated\r\n");
+    assert!(!h.session.is_idling());
+}
+
+#[test]
+fn updates_from_another_session() {
+    let mut a = Harness::new();
+    for _ in 0..3 {
+        a.deliver(MESSAGE);
+    }
+    a.select();
+    let mut b = Session::new(a.store.clone(), config());
+    let drive = |session: &mut Session, input: &[u8]| {
+        session.receive(input);
+        let mut out = Vec::new();
+        while session.next(&mut out) != Action::NeedInput {}
+        String::from_utf8(out).unwrap()
+    };
+    drive(&mut b, b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\n");
+    let out = drive(
+        &mut b,
+        b"b3 STORE 2 +FLAGS (\\Deleted)\r\nb4 EXPUNGE\r\nb5 STORE 1 +FLAGS (\\Flagged)\r\n",
+    );
+    assert!(out.contains("* 2 EXPUNGE"), "{out}");
+    // FETCH may not announce the expunge; the flag change is fine.
+    let out = a.send(b"a1 FETCH 1:* (FLAGS)\r\n");
+    assert!(!out.contains("* 2 EXPUNGE"), "{out}");
+    assert!(out.contains("a1 NO [EXPUNGEISSUED]"), "{out}");
+    assert!(
+        out.contains("* 1 FETCH (FLAGS (\\Flagged \\Recent))"),
+        "{out}"
+    );
+    let out = a.send(b"a2 NOOP\r\n");
+    assert!(out.contains("* 2 EXPUNGE\r\n"), "{out}");
+    assert!(out.ends_with("a2 OK NOOP completed\r\n"), "{out}");
+    let out = a.send(b"a3 FETCH 1:* (UID)\r\n");
+    assert!(out.contains("* 2 FETCH (UID 3)"), "{out}");
+}
+
+#[test]
+fn id_enable_and_unselect() {
+    let mut h = Harness::new();
+    let out = h.send(b"a1 ID NIL\r\n");
+    assert!(
+        out.contains(&format!(
+            "* ID (\"name\" \"mailtool\" \"version\" \"{}\")",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+    h.login();
+    let out = h.send(b"a2 ENABLE CONDSTORE\r\n");
+    assert!(out.contains("* ENABLED\r\na2 OK"), "{out}");
+    h.send(b"a3 SELECT INBOX\r\n");
+    let out = h.send(b"a4 UNSELECT\r\na5 CHECK\r\n");
+    assert!(out.contains("a4 OK"), "{out}");
+    assert!(
+        out.contains("a5 BAD CHECK needs a selected mailbox"),
+        "{out}"
+    );
+}
+
+/// A short script gives the same output however its bytes are split.
+#[test]
+fn split_at_every_byte_gives_the_same_output() {
+    let script: &[u8] = b"a1 LOGIN {5}\r\nalice {6+}\r\nsecret\r\na2 SELECT INBOX\na3 FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\na4 APPEND INBOX {5+}\r\nhello\r\na5 NOOP\r\na6 LOGOUT\r\n";
+    let run = |cuts: &[usize]| -> String {
+        let h = Harness::new();
+        h.deliver(MESSAGE);
+        let mut h = h;
+        let mut out = String::new();
+        let mut last = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&script.len())) {
+            out.push_str(&h.send(&script[last..cut]));
+            last = cut;
+        }
+        // The UIDVALIDITY and INTERNALDATE differ between stores.
+        out.lines()
+            .filter(|l| !l.contains("UIDVALIDITY") && !l.contains("APPENDUID"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let whole = run(&[]);
+    assert!(whole.contains("a6 OK"), "{whole}");
+    for cut in 1..script.len() {
+        assert_eq!(run(&[cut]), whole, "split at {cut}");
+    }
+    let every: Vec<usize> = (1..script.len()).collect();
+    assert_eq!(run(&every), whole);
+}
+
+/// FETCH of large messages is handed out in chunks of about 64 KiB, and the bodies arrive
+/// whole and in order.
+#[test]
+fn large_fetch_is_flushed_in_chunks() {
+    let mut h = Harness::new();
+    let line = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!?\r\n";
+    let body = line.repeat(5000);
+    let message = format!("Subject: big\r\n\r\n{body}");
+    for _ in 0..3 {
+        h.deliver(&message);
+    }
+    h.select();
+    h.session.receive(b"a1 FETCH 1:* (BODY.PEEK[])\r\n");
+    let mut all = Vec::new();
+    let mut flushes = 0;
+    loop {
+        let mut out = Vec::new();
+        match h.session.next(&mut out) {
+            Action::Flush => {
+                flushes += 1;
+                assert!(out.len() < 200 * 1024, "chunk of {}", out.len());
+            }
+            Action::NeedInput => {
+                all.extend_from_slice(&out);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        all.extend_from_slice(&out);
+    }
+    assert!(
+        flushes >= 3 * message.len() / (128 * 1024),
+        "{flushes} flushes"
+    );
+    let text = String::from_utf8(all).unwrap();
+    for seq in 1..=3 {
+        let head = format!(
+            "* {seq} FETCH (BODY[] {{{}}}\r\n{message})\r\n",
+            message.len()
+        );
+        assert!(text.contains(&head), "message {seq}");
+    }
+    assert!(text.ends_with("a1 OK FETCH completed\r\n"));
+}
+
+/// Whatever the client sends, the session answers without panicking and its buffered
+/// output stays bounded.
+mod arbitrary_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunk() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            proptest::sample::select(vec![
+                &b"a FETCH 1:* (FLAGS BODY[])\r\n"[..],
+                b"b STORE 1 +FLAGS (\\Seen x)\r\n",
+                b"c APPEND INBOX {5+}\r\nhello\r\n",
+                b"d APPEND INBOX {5}\r\n",
+                b"e SEARCH OR (SEEN) NOT (FROM \"x\")\r\n",
+                b"f IDLE\r\n",
+                b"DONE\r\n",
+                b"g LIST \"\" *\r\n",
+                b"h SELECT INBOX\r\n",
+                b"i EXPUNGE\r\n",
+                b"{3}\r\n",
+                b"{4294967295+}\r\n",
+                b"j AUTHENTICATE PLAIN\r\n",
+                b"k UID MOVE 1 INBOX\r\n",
+                b"\r\n",
+                b"\n",
+            ])
+            .prop_map(<[u8]>::to_vec),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn never_panics(chunks in proptest::collection::vec(chunk(), 1..30)) {
+            let mut h = Harness::new();
+            h.deliver(MESSAGE);
+            h.select();
+            for chunk in chunks {
+                h.session.receive(&chunk);
+                for _ in 0..10_000 {
+                    let mut out = Vec::new();
+                    let action = h.session.next(&mut out);
+                    prop_assert!(out.len() < 1024 * 1024);
+                    match action {
+                        Action::NeedInput => break,
+                        Action::Close => return Ok(()),
+                        Action::StartTls => return Ok(()),
+                        Action::Pause { then_close: true, .. } => return Ok(()),
+                        _ => {}
+                    }
+                }
+                let mut out = Vec::new();
+                h.session.tick(&mut out);
+            }
+        }
+    }
+}
+
+#[test]
+fn literal_plus_append_before_login_is_skipped() {
+    let mut h = Harness::new();
+    let out = h.send(b"a1 APPEND INBOX {11+}\r\na2 NOOP\r\nxx\r\na3 NOOP\r\n");
+    assert!(out.starts_with("a1 BAD Log in first"), "{out}");
+    // The literal's octets ("a2 NOOP\r\nxx" is 11) were not read as a command.
+    assert!(!out.contains("a2"), "{out}");
+    assert!(out.ends_with("a3 OK NOOP completed\r\n"), "{out}");
+}
+
+#[test]
+fn fetch_on_an_empty_mailbox() {
+    let mut h = Harness::new();
+    h.select();
+    let out = h.send(b"a1 FETCH 1:* (FLAGS)\r\na2 UID FETCH 1:* (FLAGS)\r\na3 SEARCH ALL\r\n");
+    assert_eq!(
+        out,
+        "a1 OK FETCH completed\r\na2 OK UID FETCH completed\r\n* SEARCH\r\na3 OK SEARCH completed\r\n"
+    );
+}
