@@ -315,13 +315,7 @@ fn store_on_a_read_only_filesystem_answers_sys_errors_and_the_session_survives()
     };
     let _mount = Mount(root.clone());
     let store = root.join("store");
-    copy_tree(&support::testdata().join("store"), &store);
-    for user in ["asterix", "obelix"] {
-        for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(store.join(user).join(sub)).unwrap();
-        }
-    }
-    fs::set_permissions(store.join("passwd"), fs::Permissions::from_mode(0o600)).unwrap();
+    mailtool::demo::extract(&store).expect("extract the demo store");
     let before = snapshot(&store.join("asterix"));
     Mount::run(&["-o", "remount,ro"], &root).expect("remount the tmpfs read-only");
 

@@ -97,22 +97,12 @@ impl TempStore {
         }
     }
 
-    /// A copy of `testdata/store` (users asterix/potion and obelix/menhir), with complete
-    /// Maildirs and `passwd` at mode 0600.
+    /// A fresh copy of the demo store (users asterix/potion and obelix/menhir), written by
+    /// `mailtool::demo::extract` as `--demo` writes it: real Maildir names (`testdata/store`
+    /// keeps `;` for `:`), complete Maildirs and `passwd` at mode 0600.
     pub fn demo() -> TempStore {
         let store = TempStore::empty();
-        copy_tree(&testdata().join("store"), &store.path());
-        for user in ["asterix", "obelix"] {
-            for sub in ["tmp", "new", "cur"] {
-                fs::create_dir_all(store.path().join(user).join(sub)).unwrap();
-            }
-        }
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(
-            store.path().join("passwd"),
-            fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
+        mailtool::demo::extract(&store.path()).expect("extract the demo store");
         store
     }
 
