@@ -1,5 +1,5 @@
-//! `serve`: POP3, IMAP and optionally SMTP/LMTP together in one process, on one store, each on its own ports, so
-//! a mail read over one protocol shows as read over the other.
+//! `serve`: POP3, IMAP and optionally SMTP/LMTP together in one process, on one store, each
+//! on its own ports, so a mail read over one protocol shows as read over the other.
 
 use anyhow::Result;
 
@@ -22,27 +22,23 @@ const IMAP_IDLE_TIMEOUT: u64 = 1800;
 pub fn run(store: &Store, args: &ServeArgs, format: Format) -> Result<ExitStatus> {
     let setup = Setup::new(store, &args.server)?;
     let require_tls = args.server.require_tls;
-    let pop = crate::pop3::bind(
-        &setup,
-        args.pop_port,
-        args.pop_tls_port,
-        "--pop-port",
-        "--pop-tls-port",
+    let pop = setup.bind(
+        crate::pop3::PORTS,
+        (args.pop_port, "--pop-port"),
+        args.pop_tls_port.map(|port| (port, "--pop-tls-port")),
     )?;
-    let imap = crate::imap::bind(
-        &setup,
-        args.imap_port,
-        args.imap_tls_port,
-        "--imap-port",
-        "--imap-tls-port",
+    let imap = setup.bind(
+        crate::imap::PORTS,
+        (args.imap_port, "--imap-port"),
+        args.imap_tls_port.map(|port| (port, "--imap-tls-port")),
     )?;
     let smtp = args
         .smtp_port
-        .map(|port| crate::smtp::bind(&setup, port, None, false, "--smtp-port", ""))
+        .map(|port| setup.bind(crate::smtp::SMTP_PORTS, (port, "--smtp-port"), None))
         .transpose()?;
     let lmtp = args
         .lmtp_port
-        .map(|port| crate::smtp::bind(&setup, port, None, true, "--lmtp-port", ""))
+        .map(|port| setup.bind(crate::smtp::LMTP_PORTS, (port, "--lmtp-port"), None))
         .transpose()?;
     let mut endpoints = vec![("pop3", &pop), ("imap", &imap)];
     endpoints.extend(smtp.as_ref().map(|e| ("smtp", e)));

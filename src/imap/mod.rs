@@ -28,7 +28,7 @@ use anyhow::Result;
 use crate::cli::ServeImapArgs;
 use crate::exit::ExitStatus;
 use crate::output::Format;
-use crate::server::launch::{self, Endpoint, Port, Setup};
+use crate::server::launch::{self, Endpoint, Ports, Setup};
 use crate::store::Store;
 pub use connection::Imap;
 
@@ -40,7 +40,11 @@ pub use connection::Imap;
 /// or the runtime cannot start.
 pub fn run(store: &Store, args: &ServeImapArgs, format: Format) -> Result<ExitStatus> {
     let setup = Setup::new(store, &args.server)?;
-    let endpoint = bind(&setup, args.port, args.tls_port, "--port", "--tls-port")?;
+    let endpoint = setup.bind(
+        PORTS,
+        (args.port, "--port"),
+        args.tls_port.map(|port| (port, "--tls-port")),
+    )?;
     setup.announce(format, &[("imap", &endpoint)])?;
     launch::run(vec![server(
         &setup,
@@ -51,32 +55,13 @@ pub fn run(store: &Store, args: &ServeImapArgs, format: Format) -> Result<ExitSt
     Ok(ExitStatus::Success)
 }
 
-/// Bind IMAP's ports; the option names are those of the command that chose them.
-///
-/// # Errors
-/// A port cannot be bound.
-pub fn bind(
-    setup: &Setup,
-    port: u16,
-    tls_port: Option<u16>,
-    port_option: &'static str,
-    tls_option: &'static str,
-) -> Result<Endpoint> {
-    setup.bind(
-        Port {
-            number: port,
-            option: port_option,
-            example: 1430,
-            conventional: 143,
-        },
-        tls_port.map(|number| Port {
-            number,
-            option: tls_option,
-            example: 9930,
-            conventional: 993,
-        }),
-    )
-}
+/// IMAP's ports: 143 and IMAPS's 993, or 1430 and 9930 without privilege.
+pub const PORTS: Ports = Ports {
+    conventional: 143,
+    example: 1430,
+    tls_conventional: 993,
+    tls_example: 9930,
+};
 
 /// The IMAP server on `endpoint`, ready for [`launch::run`].
 pub fn server(

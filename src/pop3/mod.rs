@@ -16,7 +16,7 @@ use anyhow::Result;
 use crate::cli::ServePopArgs;
 use crate::exit::ExitStatus;
 use crate::output::Format;
-use crate::server::launch::{self, Endpoint, Port, Setup};
+use crate::server::launch::{self, Endpoint, Ports, Setup};
 use crate::store::Store;
 pub use connection::Pop3;
 
@@ -28,7 +28,11 @@ pub use connection::Pop3;
 /// or the runtime cannot start.
 pub fn run(store: &Store, args: &ServePopArgs, format: Format) -> Result<ExitStatus> {
     let setup = Setup::new(store, &args.server)?;
-    let endpoint = bind(&setup, args.port, args.tls_port, "--port", "--tls-port")?;
+    let endpoint = setup.bind(
+        PORTS,
+        (args.port, "--port"),
+        args.tls_port.map(|port| (port, "--tls-port")),
+    )?;
     setup.announce(format, &[("pop3", &endpoint)])?;
     launch::run(vec![server(
         &setup,
@@ -39,32 +43,13 @@ pub fn run(store: &Store, args: &ServePopArgs, format: Format) -> Result<ExitSta
     Ok(ExitStatus::Success)
 }
 
-/// Bind POP3's ports; the option names are those of the command that chose them.
-///
-/// # Errors
-/// A port cannot be bound.
-pub fn bind(
-    setup: &Setup,
-    port: u16,
-    tls_port: Option<u16>,
-    port_option: &'static str,
-    tls_option: &'static str,
-) -> Result<Endpoint> {
-    setup.bind(
-        Port {
-            number: port,
-            option: port_option,
-            example: 1100,
-            conventional: 110,
-        },
-        tls_port.map(|number| Port {
-            number,
-            option: tls_option,
-            example: 9950,
-            conventional: 995,
-        }),
-    )
-}
+/// POP3's ports: 110 and POP3S's 995, or 1100 and 9950 without privilege.
+pub const PORTS: Ports = Ports {
+    conventional: 110,
+    example: 1100,
+    tls_conventional: 995,
+    tls_example: 9950,
+};
 
 /// The POP3 server on `endpoint`, ready for [`launch::run`].
 pub fn server(

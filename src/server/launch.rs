@@ -96,11 +96,29 @@ impl Setup {
         }
     }
 
-    /// Bind one protocol's plain port and, if asked, its implicit-TLS port.
+    /// Bind one protocol's plain port and, if asked, its implicit-TLS port, each given with
+    /// the option that chose it (for the hints of the errors).
     ///
     /// # Errors
     /// Both ports are the same, or one cannot be bound.
-    pub fn bind(&self, plain: Port, tls: Option<Port>) -> Result<Endpoint> {
+    pub fn bind(
+        &self,
+        ports: Ports,
+        plain: (u16, &'static str),
+        tls: Option<(u16, &'static str)>,
+    ) -> Result<Endpoint> {
+        let plain = Port {
+            number: plain.0,
+            option: plain.1,
+            example: ports.example,
+            conventional: ports.conventional,
+        };
+        let tls = tls.map(|(number, option)| Port {
+            number,
+            option,
+            example: ports.tls_example,
+            conventional: ports.tls_conventional,
+        });
         if let Some(tls) = tls {
             if tls.number != 0 && tls.number == plain.number {
                 anyhow::bail!(
@@ -160,15 +178,25 @@ impl Setup {
     }
 }
 
+/// A protocol's registered ports and the unprivileged ones to suggest instead.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub conventional: u16,
+    /// Suggested when the conventional port needs root.
+    pub example: u16,
+    pub tls_conventional: u16,
+    pub tls_example: u16,
+}
+
 /// A port option: its value, the flag that set it, and ports to suggest.
 #[derive(Debug, Clone, Copy)]
-pub struct Port {
-    pub number: u16,
-    pub option: &'static str,
+struct Port {
+    number: u16,
+    option: &'static str,
     /// An unprivileged port to suggest when this one needs root.
-    pub example: u16,
+    example: u16,
     /// The protocol's registered port, named when two ports collide.
-    pub conventional: u16,
+    conventional: u16,
 }
 
 /// One protocol's bound listeners.

@@ -447,6 +447,21 @@ impl<S: Stream> Conn<S> {
         })
     }
 
+    /// Trace the client's lines (already masked by the protocol) and log the session's
+    /// events, as a driver does after each step of its session.
+    pub fn report<E: std::fmt::Display + serde::Serialize>(
+        &self,
+        trace: Vec<String>,
+        events: Vec<E>,
+    ) {
+        for line in trace {
+            self.trace_input(&line);
+        }
+        for event in events {
+            self.log(&event);
+        }
+    }
+
     /// A line in the session log (an event of the protocol: a login, a delivery...).
     pub fn log<E: std::fmt::Display + serde::Serialize>(&self, event: &E) {
         self.log.line(self.id, Some(self.peer), event);

@@ -235,12 +235,5 @@ async fn finish<S: Stream>(conn: &mut Conn<S>, session: &mut Session, data: Rece
 
 /// Trace the client's lines and log the session's events.
 fn report<S: Stream>(conn: &Conn<S>, session: &mut Session) {
-    if conn.tracing() {
-        for line in session.take_trace() {
-            conn.trace_input(&line);
-        }
-    }
-    for event in session.take_events() {
-        conn.log(&event);
-    }
+    conn.report(session.take_trace(), session.take_events());
 }

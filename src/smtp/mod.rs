@@ -19,7 +19,7 @@ use anyhow::Result;
 use crate::cli::{AuthMode, ServeSmtpArgs};
 use crate::exit::ExitStatus;
 use crate::output::Format;
-use crate::server::launch::{self, Endpoint, Port, Setup};
+use crate::server::launch::{self, Endpoint, Ports, Setup};
 use crate::store::Store;
 pub use connection::Smtp;
 pub use session::{AuthPolicy, SessionConfig};
@@ -35,13 +35,10 @@ pub const IDLE_TIMEOUT: u64 = 300;
 pub fn run(store: &Store, args: &ServeSmtpArgs, format: Format) -> Result<ExitStatus> {
     let setup = Setup::new(store, &args.server)?;
     let port = args.port.unwrap_or(if args.lmtp { 24 } else { 25 });
-    let endpoint = bind(
-        &setup,
-        port,
-        args.tls_port,
-        args.lmtp,
-        "--port",
-        "--tls-port",
+    let endpoint = setup.bind(
+        if args.lmtp { LMTP_PORTS } else { SMTP_PORTS },
+        (port, "--port"),
+        args.tls_port.map(|port| (port, "--tls-port")),
     )?;
     let name = if args.lmtp { "lmtp" } else { "smtp" };
     setup.announce(format, &[(name, &endpoint)])?;
@@ -50,33 +47,20 @@ pub fn run(store: &Store, args: &ServeSmtpArgs, format: Format) -> Result<ExitSt
     Ok(ExitStatus::Success)
 }
 
-/// Bind SMTP's (or LMTP's) ports; the option names are those of the command that chose them.
-///
-/// # Errors
-/// A port cannot be bound.
-pub fn bind(
-    setup: &Setup,
-    port: u16,
-    tls_port: Option<u16>,
-    lmtp: bool,
-    port_option: &'static str,
-    tls_option: &'static str,
-) -> Result<Endpoint> {
-    setup.bind(
-        Port {
-            number: port,
-            option: port_option,
-            example: if lmtp { 2424 } else { 2525 },
-            conventional: if lmtp { 24 } else { 25 },
-        },
-        tls_port.map(|number| Port {
-            number,
-            option: tls_option,
-            example: 4465,
-            conventional: 465,
-        }),
-    )
-}
+/// SMTP's ports: 25 and SMTPS's 465, or 2525 and 4465 without privilege.
+pub const SMTP_PORTS: Ports = Ports {
+    conventional: 25,
+    example: 2525,
+    tls_conventional: 465,
+    tls_example: 4465,
+};
+
+/// LMTP's: 24, or 2424 without privilege (its TLS port is SMTPS's).
+pub const LMTP_PORTS: Ports = Ports {
+    conventional: 24,
+    example: 2424,
+    ..SMTP_PORTS
+};
 
 /// The session settings from the command line: `--domain` defaults to `localhost` and the
 /// host name.
