@@ -3,8 +3,8 @@
 //! answers rest on, checked on every run against both servers.
 //!
 //! `MAILTOOL_WRITE_DOCS=1 cargo test --test imap_by_hand` rewrites every block between
-//! `<!-- transcript: NAME -->` and `<!-- end transcript -->` with a fresh capture; the prose
-//! around them is left alone. Without the variable the test only checks that the document
+//! `<!-- transcript: NAME -->` and `<!-- end transcript -->` with a fresh capture (see
+//! `support::transcript`); the prose around them is left alone. Without the variable the test only checks that the document
 //! has a block for every capture and that the facts still hold.
 
 mod support;
@@ -12,7 +12,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::Duration;
 
 use support::dovecot::Dovecot;
@@ -126,12 +125,7 @@ fn transcripts_are_real_and_the_answers_hold() {
         blocks.insert(format!("dovecot-{name}"), text);
     }
 
-    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/imap-by-hand.md");
-    let doc = std::fs::read_to_string(&doc_path).unwrap();
-    let regenerated = fill(&doc, &blocks);
-    if std::env::var_os("MAILTOOL_WRITE_DOCS").is_some() {
-        std::fs::write(&doc_path, regenerated).unwrap();
-    }
+    support::transcript::check_or_write("docs/imap-by-hand.md", &blocks);
 }
 
 /// Run the course's five questions against the server on `port` (serving `store`), check the
@@ -223,38 +217,4 @@ fn capture(port: u16, store: &TempStore) -> BTreeMap<String, String> {
         .into_iter()
         .map(|(name, text)| (name.to_owned(), text))
         .collect()
-}
-
-/// Replace the body of every transcript block with its capture; panics when the document
-/// and the captures disagree on which blocks exist.
-fn fill(doc: &str, blocks: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = doc;
-    let mut seen = Vec::new();
-    while let Some(start) = rest.find("<!-- transcript: ") {
-        let after = &rest[start..];
-        let name_end = after.find(" -->").expect("a closed marker");
-        let name = &after["<!-- transcript: ".len()..name_end];
-        let end = after
-            .find("<!-- end transcript -->")
-            .unwrap_or_else(|| panic!("block {name} has no end marker"));
-        let capture = blocks
-            .get(name)
-            .unwrap_or_else(|| panic!("the document names an unknown transcript '{name}'"));
-        out.push_str(&rest[..start]);
-        out.push_str(&after[..name_end + 4]);
-        out.push_str("\n```text\n");
-        out.push_str(capture);
-        out.push_str("\n```\n");
-        rest = &after[end..];
-        seen.push(name.to_owned());
-    }
-    out.push_str(rest);
-    for name in blocks.keys() {
-        assert!(
-            seen.iter().any(|s| s == name),
-            "docs/imap-by-hand.md lacks the block <!-- transcript: {name} -->"
-        );
-    }
-    out
 }

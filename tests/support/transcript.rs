@@ -10,7 +10,7 @@ pub const WRITE_VAR: &str = "MAILTOOL_WRITE_DOCS";
 
 /// Replace the body of every transcript block of `doc` with its capture; panics when the
 /// document and the captures disagree on which blocks exist.
-pub fn fill(doc: &str, blocks: &BTreeMap<&str, String>) -> String {
+pub fn fill<K: AsRef<str> + Ord>(doc: &str, blocks: &BTreeMap<K, String>) -> String {
     let mut out = String::new();
     let mut rest = doc;
     let mut seen = Vec::new();
@@ -22,7 +22,8 @@ pub fn fill(doc: &str, blocks: &BTreeMap<&str, String>) -> String {
             .find("<!-- end transcript -->")
             .unwrap_or_else(|| panic!("block {name} has no end marker"));
         let capture = blocks
-            .get(name)
+            .iter()
+            .find_map(|(key, capture)| (key.as_ref() == name).then_some(capture))
             .unwrap_or_else(|| panic!("the document names an unknown transcript '{name}'"));
         out.push_str(&rest[..start]);
         out.push_str(&after[..name_end + 4]);
@@ -34,6 +35,7 @@ pub fn fill(doc: &str, blocks: &BTreeMap<&str, String>) -> String {
     }
     out.push_str(rest);
     for name in blocks.keys() {
+        let name = name.as_ref();
         assert!(
             seen.iter().any(|s| s == name),
             "the document lacks the block <!-- transcript: {name} -->"
@@ -44,7 +46,7 @@ pub fn fill(doc: &str, blocks: &BTreeMap<&str, String>) -> String {
 
 /// Check that the guide at `path` (relative to the crate) has a block for every capture,
 /// and rewrite the blocks when [`WRITE_VAR`] is set.
-pub fn check_or_write(path: &str, blocks: &BTreeMap<&str, String>) {
+pub fn check_or_write<K: AsRef<str> + Ord>(path: &str, blocks: &BTreeMap<K, String>) {
     let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     let doc = std::fs::read_to_string(&doc_path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", doc_path.display()));
