@@ -30,7 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('serve-pop', 'serve-pop', [CompletionResultType]::ParameterValue, 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)')
             [CompletionResult]::new('serve-imap', 'serve-imap', [CompletionResultType]::ParameterValue, 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)')
             [CompletionResult]::new('serve-smtp', 'serve-smtp', [CompletionResultType]::ParameterValue, 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3, IMAP and SMTP (and LMTP if asked) together on one store, in one process')
             [CompletionResult]::new('imap-unread', 'imap-unread', [CompletionResultType]::ParameterValue, 'Print every unread mail of an IMAP mailbox, then delete exactly those mails')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show headers, decoded subjects, MIME structure and attachments of mails')
             [CompletionResult]::new('mbox', 'mbox', [CompletionResultType]::ParameterValue, 'Manage the store: users, passwords, delivery')
@@ -39,7 +39,7 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             break
         }
         'mailtool;serve-pop' {
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port (0 picks a free one; the chosen address is printed)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port [default: 110, or 1100 with --demo] (0 picks a free one; the chosen address is printed)')
             [CompletionResult]::new('--tls-port', '--tls-port', [CompletionResultType]::ParameterName, 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a session that sends nothing for this long (RFC 1939 asks for at least 600)')
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The address to listen on')
@@ -60,7 +60,7 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             break
         }
         'mailtool;serve-imap' {
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port (0 picks a free one; the chosen address is printed)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port [default: 143, or 1430 with --demo] (0 picks a free one; the chosen address is printed)')
             [CompletionResult]::new('--tls-port', '--tls-port', [CompletionResultType]::ParameterName, 'Also serve implicit TLS (IMAPS, conventionally 993) on this port (0 picks a free one)')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Close a session that sends nothing for this long (RFC 3501''s autologout: at least 30 minutes)')
             [CompletionResult]::new('--bind', '--bind', [CompletionResultType]::ParameterName, 'The address to listen on')
@@ -81,7 +81,7 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             break
         }
         'mailtool;serve-smtp' {
-            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one)')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'The TCP port [default: 25, or 24 with --lmtp; 2525 and 2424 with --demo] (0 picks a free one)')
             [CompletionResult]::new('--domain', '--domain', [CompletionResultType]::ParameterName, 'A mail domain of the store (repeatable) [default: localhost and the host name]')
             [CompletionResult]::new('--max-message-size', '--max-message-size', [CompletionResultType]::ParameterName, 'The largest message accepted, in octets (announced with SIZE)')
             [CompletionResult]::new('--max-recipients', '--max-recipients', [CompletionResultType]::ParameterName, 'Most recipients of one message')
@@ -107,9 +107,9 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             break
         }
         'mailtool;serve' {
-            [CompletionResult]::new('--pop-port', '--pop-port', [CompletionResultType]::ParameterName, 'The POP3 port (0 picks a free one)')
-            [CompletionResult]::new('--imap-port', '--imap-port', [CompletionResultType]::ParameterName, 'The IMAP port (0 picks a free one)')
-            [CompletionResult]::new('--smtp-port', '--smtp-port', [CompletionResultType]::ParameterName, 'Also receive mail over SMTP on this port (0 picks a free one)')
+            [CompletionResult]::new('--pop-port', '--pop-port', [CompletionResultType]::ParameterName, 'The POP3 port [default: 110, or 1100 with --demo] (0 picks a free one)')
+            [CompletionResult]::new('--imap-port', '--imap-port', [CompletionResultType]::ParameterName, 'The IMAP port [default: 143, or 1430 with --demo] (0 picks a free one)')
+            [CompletionResult]::new('--smtp-port', '--smtp-port', [CompletionResultType]::ParameterName, 'The SMTP port [default: 25, or 2525 with --demo] (0 picks a free one)')
             [CompletionResult]::new('--lmtp-port', '--lmtp-port', [CompletionResultType]::ParameterName, 'Also receive mail over LMTP on this port (0 picks a free one)')
             [CompletionResult]::new('--pop-tls-port', '--pop-tls-port', [CompletionResultType]::ParameterName, 'Also serve POP3S (implicit TLS) on this port')
             [CompletionResult]::new('--imap-tls-port', '--imap-tls-port', [CompletionResultType]::ParameterName, 'Also serve IMAPS (implicit TLS) on this port')
@@ -302,7 +302,7 @@ Register-ArgumentCompleter -Native -CommandName 'mailtool' -ScriptBlock {
             [CompletionResult]::new('serve-pop', 'serve-pop', [CompletionResultType]::ParameterValue, 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)')
             [CompletionResult]::new('serve-imap', 'serve-imap', [CompletionResultType]::ParameterValue, 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)')
             [CompletionResult]::new('serve-smtp', 'serve-smtp', [CompletionResultType]::ParameterValue, 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve POP3, IMAP and SMTP (and LMTP if asked) together on one store, in one process')
             [CompletionResult]::new('imap-unread', 'imap-unread', [CompletionResultType]::ParameterValue, 'Print every unread mail of an IMAP mailbox, then delete exactly those mails')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show headers, decoded subjects, MIME structure and attachments of mails')
             [CompletionResult]::new('mbox', 'mbox', [CompletionResultType]::ParameterValue, 'Manage the store: users, passwords, delivery')

@@ -27,7 +27,7 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand serve-pop 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
             cand serve-imap 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
             cand serve-smtp 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store'
-            cand serve 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process'
+            cand serve 'Serve POP3, IMAP and SMTP (and LMTP if asked) together on one store, in one process'
             cand imap-unread 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
             cand inspect 'Show headers, decoded subjects, MIME structure and attachments of mails'
             cand mbox 'Manage the store: users, passwords, delivery'
@@ -35,7 +35,7 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mailtool;serve-pop'= {
-            cand --port 'The TCP port (0 picks a free one; the chosen address is printed)'
+            cand --port 'The TCP port [default: 110, or 1100 with --demo] (0 picks a free one; the chosen address is printed)'
             cand --tls-port 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)'
             cand --idle-timeout 'Close a session that sends nothing for this long (RFC 1939 asks for at least 600)'
             cand --bind 'The address to listen on'
@@ -55,7 +55,7 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand --version 'Print version'
         }
         &'mailtool;serve-imap'= {
-            cand --port 'The TCP port (0 picks a free one; the chosen address is printed)'
+            cand --port 'The TCP port [default: 143, or 1430 with --demo] (0 picks a free one; the chosen address is printed)'
             cand --tls-port 'Also serve implicit TLS (IMAPS, conventionally 993) on this port (0 picks a free one)'
             cand --idle-timeout 'Close a session that sends nothing for this long (RFC 3501''s autologout: at least 30 minutes)'
             cand --bind 'The address to listen on'
@@ -75,7 +75,7 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand --version 'Print version'
         }
         &'mailtool;serve-smtp'= {
-            cand --port 'The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one)'
+            cand --port 'The TCP port [default: 25, or 24 with --lmtp; 2525 and 2424 with --demo] (0 picks a free one)'
             cand --domain 'A mail domain of the store (repeatable) [default: localhost and the host name]'
             cand --max-message-size 'The largest message accepted, in octets (announced with SIZE)'
             cand --max-recipients 'Most recipients of one message'
@@ -100,9 +100,9 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand --version 'Print version'
         }
         &'mailtool;serve'= {
-            cand --pop-port 'The POP3 port (0 picks a free one)'
-            cand --imap-port 'The IMAP port (0 picks a free one)'
-            cand --smtp-port 'Also receive mail over SMTP on this port (0 picks a free one)'
+            cand --pop-port 'The POP3 port [default: 110, or 1100 with --demo] (0 picks a free one)'
+            cand --imap-port 'The IMAP port [default: 143, or 1430 with --demo] (0 picks a free one)'
+            cand --smtp-port 'The SMTP port [default: 25, or 2525 with --demo] (0 picks a free one)'
             cand --lmtp-port 'Also receive mail over LMTP on this port (0 picks a free one)'
             cand --pop-tls-port 'Also serve POP3S (implicit TLS) on this port'
             cand --imap-tls-port 'Also serve IMAPS (implicit TLS) on this port'
@@ -274,7 +274,7 @@ set edit:completion:arg-completer[mailtool] = {|@words|
             cand serve-pop 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
             cand serve-imap 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
             cand serve-smtp 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store'
-            cand serve 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process'
+            cand serve 'Serve POP3, IMAP and SMTP (and LMTP if asked) together on one store, in one process'
             cand imap-unread 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
             cand inspect 'Show headers, decoded subjects, MIME structure and attachments of mails'
             cand mbox 'Manage the store: users, passwords, delivery'

@@ -31,13 +31,13 @@ complete -c mailtool -n "__fish_mailtool_needs_command" -s V -l version -d 'Prin
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve-pop" -d 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve-imap" -d 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve-smtp" -d 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store'
-complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve" -d 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process'
+complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "serve" -d 'Serve POP3, IMAP and SMTP (and LMTP if asked) together on one store, in one process'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "imap-unread" -d 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "inspect" -d 'Show headers, decoded subjects, MIME structure and attachments of mails'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "mbox" -d 'Manage the store: users, passwords, delivery'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "completions" -d 'Print a shell completion script to stdout'
 complete -c mailtool -n "__fish_mailtool_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l port -d 'The TCP port (0 picks a free one; the chosen address is printed)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l port -d 'The TCP port [default: 110, or 1100 with --demo] (0 picks a free one; the chosen address is printed)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-port -d 'Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l idle-timeout -d 'Close a session that sends nothing for this long (RFC 1939 asks for at least 600)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l bind -d 'The address to listen on' -r
@@ -54,7 +54,7 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l require-
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -s V -l version -d 'Print version'
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l port -d 'The TCP port (0 picks a free one; the chosen address is printed)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l port -d 'The TCP port [default: 143, or 1430 with --demo] (0 picks a free one; the chosen address is printed)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l tls-port -d 'Also serve implicit TLS (IMAPS, conventionally 993) on this port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l idle-timeout -d 'Close a session that sends nothing for this long (RFC 3501\'s autologout: at least 30 minutes)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l bind -d 'The address to listen on' -r
@@ -71,7 +71,7 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l require
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -s V -l version -d 'Print version'
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l port -d 'The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l port -d 'The TCP port [default: 25, or 24 with --lmtp; 2525 and 2424 with --demo] (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l domain -d 'A mail domain of the store (repeatable) [default: localhost and the host name]' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l max-message-size -d 'The largest message accepted, in octets (announced with SIZE)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l max-recipients -d 'Most recipients of one message' -r
@@ -95,9 +95,9 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l require
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -s V -l version -d 'Print version'
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l pop-port -d 'The POP3 port (0 picks a free one)' -r
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l imap-port -d 'The IMAP port (0 picks a free one)' -r
-complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l smtp-port -d 'Also receive mail over SMTP on this port (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l pop-port -d 'The POP3 port [default: 110, or 1100 with --demo] (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l imap-port -d 'The IMAP port [default: 143, or 1430 with --demo] (0 picks a free one)' -r
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l smtp-port -d 'The SMTP port [default: 25, or 2525 with --demo] (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l lmtp-port -d 'Also receive mail over LMTP on this port (0 picks a free one)' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l pop-tls-port -d 'Also serve POP3S (implicit TLS) on this port' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l imap-tls-port -d 'Also serve IMAPS (implicit TLS) on this port' -r
@@ -204,7 +204,7 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand completions" -s V -l v
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve-pop" -d 'Serve every user of the store over POP3 (RFC 1939, CAPA, UIDL, APOP, AUTH PLAIN, STLS)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve-imap" -d 'Serve every user of the store over IMAP (RFC 3501 IMAP4rev1, with UIDPLUS, IDLE, MOVE, LITERAL+, UNSELECT, NAMESPACE, CHILDREN, STARTTLS)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve-smtp" -d 'Receive mail over SMTP (RFC 5321) or LMTP (RFC 2033) and deliver it into the store'
-complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve" -d 'Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process'
+complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "serve" -d 'Serve POP3, IMAP and SMTP (and LMTP if asked) together on one store, in one process'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "imap-unread" -d 'Print every unread mail of an IMAP mailbox, then delete exactly those mails'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "inspect" -d 'Show headers, decoded subjects, MIME structure and attachments of mails'
 complete -c mailtool -n "__fish_mailtool_using_subcommand help; and not __fish_seen_subcommand_from serve-pop serve-imap serve-smtp serve imap-unread inspect mbox completions help" -f -a "mbox" -d 'Manage the store: users, passwords, delivery'

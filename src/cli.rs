@@ -106,16 +106,19 @@ new/ of every recipient before the 250 (LMTP: one reply per recipient). The log 
 what to whom and the file it went to; --trace shows the dialogue with AUTH masked.")]
     ServeSmtp(ServeSmtpArgs),
 
-    /// Serve POP3, IMAP and, when asked, SMTP and LMTP together on one store, in one process.
+    /// Serve POP3, IMAP and SMTP (and LMTP if asked) together on one store, in one process.
     #[command(after_help = "\
 Examples:
-  mailtool serve --demo --pop-port 1100 --imap-port 1430
-  mailtool serve --demo --pop-port 1100 --imap-port 1430 --smtp-port 2525
-                                               the whole lab: mail in over SMTP, out over both
-  mailtool --store ./mailstore serve --pop-port 0 --imap-port 0 --json
+  mailtool serve --demo                        the whole lab on the demo store, no root needed:
+                                               POP3 on 1100, IMAP on 1430, SMTP on 2525
+  curl smtp://127.0.0.1:2525 --mail-from a@example.org --mail-rcpt asterix@localhost -T mail.eml
+  curl imap://asterix:potion@127.0.0.1:1430/INBOX -X 'FETCH 1:* (FLAGS)'
+  mailtool --store ./mailstore serve --pop-port 0 --imap-port 0 --smtp-port 0 --json
 
 Every protocol listens on its own port and prints its address to stdout, marked with the
-protocol; a mail read over POP3 shows as read over IMAP.")]
+protocol: mail sent over SMTP is read over POP3 or IMAP, and a mail read over POP3 shows as
+read over IMAP. Without --demo the ports are the registered ones (110, 143, 25), which need
+root or CAP_NET_BIND_SERVICE.")]
     Serve(ServeArgs),
 
     /// Print every unread mail of an IMAP mailbox, then delete exactly those mails.
@@ -165,9 +168,10 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct ServePopArgs {
-    /// The TCP port (0 picks a free one; the chosen address is printed).
-    #[arg(long, default_value_t = 110, value_name = "N")]
-    pub port: u16,
+    /// The TCP port [default: 110, or 1100 with --demo] (0 picks a free one; the chosen
+    /// address is printed).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
 
     /// Also serve implicit TLS (POP3S, conventionally 995) on this port (0 picks a free one).
     #[arg(long, value_name = "N", requires = "tls_cert")]
@@ -183,9 +187,10 @@ pub struct ServePopArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeImapArgs {
-    /// The TCP port (0 picks a free one; the chosen address is printed).
-    #[arg(long, default_value_t = 143, value_name = "N")]
-    pub port: u16,
+    /// The TCP port [default: 143, or 1430 with --demo] (0 picks a free one; the chosen
+    /// address is printed).
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
 
     /// Also serve implicit TLS (IMAPS, conventionally 993) on this port (0 picks a free one).
     #[arg(long, value_name = "N", requires = "tls_cert")]
@@ -202,7 +207,8 @@ pub struct ServeImapArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeSmtpArgs {
-    /// The TCP port [default: 25, or 24 with --lmtp] (0 picks a free one).
+    /// The TCP port [default: 25, or 24 with --lmtp; 2525 and 2424 with --demo] (0 picks a
+    /// free one).
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
 
@@ -249,15 +255,15 @@ pub enum AuthMode {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The POP3 port (0 picks a free one).
-    #[arg(long, default_value_t = 110, value_name = "N")]
-    pub pop_port: u16,
+    /// The POP3 port [default: 110, or 1100 with --demo] (0 picks a free one).
+    #[arg(long, value_name = "N")]
+    pub pop_port: Option<u16>,
 
-    /// The IMAP port (0 picks a free one).
-    #[arg(long, default_value_t = 143, value_name = "N")]
-    pub imap_port: u16,
+    /// The IMAP port [default: 143, or 1430 with --demo] (0 picks a free one).
+    #[arg(long, value_name = "N")]
+    pub imap_port: Option<u16>,
 
-    /// Also receive mail over SMTP on this port (0 picks a free one).
+    /// The SMTP port [default: 25, or 2525 with --demo] (0 picks a free one).
     #[arg(long, value_name = "N")]
     pub smtp_port: Option<u16>,
 

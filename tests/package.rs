@@ -88,7 +88,16 @@ fn cargo_install_gives_a_binary_that_serves_the_demo_store() {
     command.current_dir(far.path()).env_clear();
     let mut server = PopServer::spawn_as(
         command,
-        &["serve", "--demo", "--pop-port", "0", "--imap-port", "0"],
+        &[
+            "serve",
+            "--demo",
+            "--pop-port",
+            "0",
+            "--imap-port",
+            "0",
+            "--smtp-port",
+            "0",
+        ],
         &[],
     );
     let imap_line = server.stdout_line();
@@ -97,6 +106,8 @@ fn cargo_install_gives_a_binary_that_serves_the_demo_store() {
         .and_then(|l| l.rsplit(':').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no IMAP address in {imap_line:?}"));
+    let smtp_line = server.stdout_line();
+    assert!(smtp_line.ends_with(" (smtp)\n"), "{smtp_line:?}");
     assert_eq!(server.stdout_line(), "demo user asterix password potion\n");
 
     let mut pop = PopClient::connect(server.addr());

@@ -362,7 +362,15 @@ fn serve_runs_pop3_and_imap_on_one_store_and_a_pop3_read_shows_as_seen() {
     let store = TempStore::demo();
     let mut server = PopServer::spawn_as(
         support::mailtool_std(&store.path()),
-        &["serve", "--pop-port", "0", "--imap-port", "0"],
+        &[
+            "serve",
+            "--pop-port",
+            "0",
+            "--imap-port",
+            "0",
+            "--smtp-port",
+            "0",
+        ],
         &[],
     );
     // The first line is the POP3 address, marked; the second IMAP's.

@@ -30,7 +30,10 @@ pub fn run(store: &Store, args: &ServePopArgs, format: Format) -> Result<ExitSta
     let setup = Setup::new(store, &args.server)?;
     let endpoint = setup.bind(
         PORTS,
-        (args.port, "--port"),
+        (
+            args.port.unwrap_or(PORTS.default_port(args.server.demo)),
+            "--port",
+        ),
         args.tls_port.map(|port| (port, "--tls-port")),
     )?;
     setup.announce(format, &[("pop3", &endpoint)])?;

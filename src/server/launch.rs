@@ -182,10 +182,22 @@ impl Setup {
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {
     pub conventional: u16,
-    /// Suggested when the conventional port needs root.
+    /// Suggested when the conventional port needs root, and the default with `--demo`.
     pub example: u16,
     pub tls_conventional: u16,
     pub tls_example: u16,
+}
+
+impl Ports {
+    /// The port when none is given: the registered one, or with `--demo` the unprivileged
+    /// one, so that the demo runs without root.
+    pub fn default_port(&self, demo: bool) -> u16 {
+        if demo {
+            self.example
+        } else {
+            self.conventional
+        }
+    }
 }
 
 /// A port option: its value, the flag that set it, and ports to suggest.

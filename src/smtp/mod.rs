@@ -34,9 +34,10 @@ pub const IDLE_TIMEOUT: u64 = 300;
 /// or the runtime cannot start.
 pub fn run(store: &Store, args: &ServeSmtpArgs, format: Format) -> Result<ExitStatus> {
     let setup = Setup::new(store, &args.server)?;
-    let port = args.port.unwrap_or(if args.lmtp { 24 } else { 25 });
+    let ports = if args.lmtp { LMTP_PORTS } else { SMTP_PORTS };
+    let port = args.port.unwrap_or(ports.default_port(args.server.demo));
     let endpoint = setup.bind(
-        if args.lmtp { LMTP_PORTS } else { SMTP_PORTS },
+        ports,
         (port, "--port"),
         args.tls_port.map(|port| (port, "--tls-port")),
     )?;
