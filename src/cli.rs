@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
+use crate::server::proxy::TrustedNet;
+
 /// A small mail toolkit: a POP3 server over a Dovecot-compatible Maildir store, an IMAP unread
 /// sweeper, a mail inspector, and store management.
 #[derive(Debug, Parser)]
@@ -316,6 +318,16 @@ pub struct ServerOptions {
     /// Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port).
     #[arg(long, requires = "tls_cert")]
     pub require_tls: bool,
+
+    /// Take the client's address from the PROXY protocol header (v1 or v2) that a load
+    /// balancer such as HAProxy sends first, on connections from a --trusted-proxy.
+    #[arg(long, requires = "trusted_proxy")]
+    pub proxy_protocol: bool,
+
+    /// An address or range (10.0.0.5, 10.0.0.0/24, fd00::/8) whose connections must start
+    /// with a PROXY header (repeatable); a header from anyone else is refused.
+    #[arg(long, value_name = "ADDR[/PREFIX]", requires = "proxy_protocol")]
+    pub trusted_proxy: Vec<TrustedNet>,
 }
 
 /// How the servers write their session log.
