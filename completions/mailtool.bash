@@ -774,7 +774,7 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__serve)
-            opts="-h -V --pop-port --imap-port --smtp-port --lmtp-port --pop-tls-port --imap-tls-port --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --store --json --help --version"
+            opts="-h -V --pop-port --imap-port --smtp-port --lmtp-port --pop-tls-port --imap-tls-port --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --proxy-protocol --trusted-proxy --store --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -828,6 +828,10 @@ _mailtool() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --trusted-proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -840,7 +844,7 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__serve__subcmd__imap)
-            opts="-h -V --port --tls-port --idle-timeout --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --store --json --help --version"
+            opts="-h -V --port --tls-port --idle-timeout --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --proxy-protocol --trusted-proxy --store --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -879,6 +883,10 @@ _mailtool() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trusted-proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -894,7 +902,7 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__serve__subcmd__pop)
-            opts="-h -V --port --tls-port --idle-timeout --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --store --json --help --version"
+            opts="-h -V --port --tls-port --idle-timeout --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --proxy-protocol --trusted-proxy --store --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -936,6 +944,10 @@ _mailtool() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --trusted-proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -948,7 +960,7 @@ _mailtool() {
             return 0
             ;;
         mailtool__subcmd__serve__subcmd__smtp)
-            opts="-h -V --port --lmtp --domain --max-message-size --max-recipients --auth --tls-port --idle-timeout --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --store --json --help --version"
+            opts="-h -V --port --lmtp --domain --max-message-size --max-recipients --auth --tls-port --idle-timeout --bind --demo --max-connections --max-connections-per-ip --trace --log-format --tls-cert --tls-key --require-tls --proxy-protocol --trusted-proxy --store --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1003,6 +1015,10 @@ _mailtool() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trusted-proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -47,10 +47,12 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l log-form
 json\t''"
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STARTTLS (POP3\'s STLS) on the plain port (and allows the TLS ports)' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l trusted-proxy -d 'An address or range (10.0.0.5, 10.0.0.0/24, fd00::/8) whose connections must start with a PROXY header (repeatable); a header from anyone else is refused' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l require-tls -d 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l proxy-protocol -d 'Take the client\'s address from the PROXY protocol header (v1 or v2) that a load balancer such as HAProxy sends first, on connections from a --trusted-proxy'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-pop" -s V -l version -d 'Print version'
@@ -64,10 +66,12 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l log-for
 json\t''"
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STARTTLS (POP3\'s STLS) on the plain port (and allows the TLS ports)' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l trusted-proxy -d 'An address or range (10.0.0.5, 10.0.0.0/24, fd00::/8) whose connections must start with a PROXY header (repeatable); a header from anyone else is refused' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l require-tls -d 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l proxy-protocol -d 'Take the client\'s address from the PROXY protocol header (v1 or v2) that a load balancer such as HAProxy sends first, on connections from a --trusted-proxy'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-imap" -s V -l version -d 'Print version'
@@ -87,11 +91,13 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l log-for
 json\t''"
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STARTTLS (POP3\'s STLS) on the plain port (and allows the TLS ports)' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l trusted-proxy -d 'An address or range (10.0.0.5, 10.0.0.0/24, fd00::/8) whose connections must start with a PROXY header (repeatable); a header from anyone else is refused' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l lmtp -d 'Speak LMTP (RFC 2033, for an MTA handing mail over) instead of SMTP'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l require-tls -d 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l proxy-protocol -d 'Take the client\'s address from the PROXY protocol header (v1 or v2) that a load balancer such as HAProxy sends first, on connections from a --trusted-proxy'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve-smtp" -s V -l version -d 'Print version'
@@ -108,10 +114,12 @@ complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l log-format -
 json\t''"
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l tls-cert -d 'PEM certificate chain, server certificate first: enables STARTTLS (POP3\'s STLS) on the plain port (and allows the TLS ports)' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l tls-key -d 'Unencrypted PEM private key of --tls-cert (PKCS#8, PKCS#1 RSA or SEC1 EC)' -r -F
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l trusted-proxy -d 'An address or range (10.0.0.5, 10.0.0.0/24, fd00::/8) whose connections must start with a PROXY header (repeatable); a header from anyone else is refused' -r
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l store -d 'The mail store: a directory holding `passwd` and one Maildir per user' -r -F
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l demo -d 'Serve a fresh temporary copy of the embedded demo store instead of --store'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l trace -d 'Print the live dialogue of every session on stderr (passwords masked)'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l require-tls -d 'Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port)'
+complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l proxy-protocol -d 'Take the client\'s address from the PROXY protocol header (v1 or v2) that a load balancer such as HAProxy sends first, on connections from a --trusted-proxy'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -l json -d 'Print results as JSON, one object per line, on stdout'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c mailtool -n "__fish_mailtool_using_subcommand serve" -s V -l version -d 'Print version'

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
+use crate::server::proxy::TrustedNet;
+
 /// A small mail toolkit: a POP3 server over a Dovecot-compatible Maildir store, an IMAP unread
 /// sweeper, a mail inspector, and store management.
 #[derive(Debug, Parser)]
@@ -63,6 +65,8 @@ Examples:
   mailtool serve-pop --demo --port 1100 --tls-port 9950 --tls-cert cert.pem --tls-key key.pem
                                                STLS on 1100, implicit TLS (POP3S) on 9950
   curl --ssl-reqd --cacert cert.pem pop3://asterix:potion@127.0.0.1:1100/1
+  mailtool serve-pop --port 1100 --proxy-protocol --trusted-proxy 10.0.0.5
+                                               behind HAProxy (send-proxy or send-proxy-v2)
 
 The server prints the addresses it listens on to stdout (the --tls-port one marked (tls)),
 logs one line per session event to stderr, and stops cleanly on Ctrl-C or SIGTERM without
@@ -81,6 +85,9 @@ Examples:
   nc -C 127.0.0.1 1430                         then type: a1 LOGIN asterix potion
   mailtool serve-imap --demo --port 1430 --tls-port 9930 --tls-cert cert.pem --tls-key key.pem
                                                STARTTLS on 1430, implicit TLS (IMAPS) on 9930
+  mailtool serve-imap --port 1430 --proxy-protocol --trusted-proxy 10.0.0.0/24
+                                               behind load balancers that send the PROXY
+                                               protocol (docs/scaling.md)
 
 The store is shared with serve-pop and Dovecot: mailboxes are Maildir++ folders, UIDs live in
 dovecot-uidlist and keywords in dovecot-keywords, exactly as Dovecot keeps them. The server
@@ -99,6 +106,8 @@ Examples:
   mailtool serve-smtp --lmtp --port 2424       LMTP for an MTA such as Postfix (lmtp:inet:...)
   mailtool serve-smtp --port 2525 --auth required --tls-cert cert.pem --tls-key key.pem \\
       --require-tls --tls-port 4465            submission: STARTTLS and AUTH before MAIL
+  mailtool serve-smtp --port 2525 --proxy-protocol --trusted-proxy 10.0.0.5
+                                               behind HAProxy: the real client in the log
 
 Recipients are user@DOMAIN for a user of the store and a --domain (default: localhost and the
 host name); mailtool never relays. Each message is written to tmp/, synced and linked into
@@ -114,6 +123,9 @@ Examples:
   curl smtp://127.0.0.1:2525 --mail-from a@example.org --mail-rcpt asterix@localhost -T mail.eml
   curl imap://asterix:potion@127.0.0.1:1430/INBOX -X 'FETCH 1:* (FLAGS)'
   mailtool --store ./mailstore serve --pop-port 0 --imap-port 0 --smtp-port 0 --json
+  mailtool serve --pop-port 1100 --imap-port 1430 --smtp-port 2525 --proxy-protocol \\
+      --trusted-proxy 127.0.0.1                one of several processes behind HAProxy on one
+                                               store (docs/scaling.md)
 
 Every protocol listens on its own port and prints its address to stdout, marked with the
 protocol: mail sent over SMTP is read over POP3 or IMAP, and a mail read over POP3 shows as
@@ -322,6 +334,16 @@ pub struct ServerOptions {
     /// Refuse logins until the session is encrypted (after STARTTLS/STLS, or on a TLS port).
     #[arg(long, requires = "tls_cert")]
     pub require_tls: bool,
+
+    /// Take the client's address from the PROXY protocol header (v1 or v2) that a load
+    /// balancer such as HAProxy sends first, on connections from a --trusted-proxy.
+    #[arg(long, requires = "trusted_proxy")]
+    pub proxy_protocol: bool,
+
+    /// An address or range (10.0.0.5, 10.0.0.0/24, fd00::/8) whose connections must start
+    /// with a PROXY header (repeatable); a header from anyone else is refused.
+    #[arg(long, value_name = "ADDR[/PREFIX]", requires = "proxy_protocol")]
+    pub trusted_proxy: Vec<TrustedNet>,
 }
 
 /// How the servers write their session log.

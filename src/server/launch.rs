@@ -31,6 +31,7 @@ pub struct Setup {
     max_connections_per_ip: usize,
     trace: bool,
     log_format: super::LogFormat,
+    proxy_protocol: Option<Vec<super::proxy::TrustedNet>>,
 }
 
 impl Setup {
@@ -76,6 +77,9 @@ impl Setup {
             max_connections_per_ip: options.max_connections_per_ip,
             trace: options.trace,
             log_format: options.log_format,
+            proxy_protocol: options
+                .proxy_protocol
+                .then(|| options.trusted_proxy.clone()),
         })
     }
 
@@ -93,6 +97,7 @@ impl Setup {
             trace: self.trace,
             log_format: self.log_format,
             tls: self.tls.clone(),
+            proxy_protocol: self.proxy_protocol.clone(),
         }
     }
 

@@ -24,6 +24,8 @@ pub enum End {
     NetworkError,
     StoreError,
     TlsFailed,
+    /// A PROXY protocol header from an address not in `--trusted-proxy`.
+    UntrustedProxyHeader,
 }
 
 impl fmt::Display for End {
@@ -37,6 +39,7 @@ impl fmt::Display for End {
             End::NetworkError => "network error",
             End::StoreError => "store error during a transfer",
             End::TlsFailed => "tls handshake failed",
+            End::UntrustedProxyHeader => "proxy header from an untrusted address",
         })
     }
 }
@@ -65,12 +68,30 @@ impl fmt::Display for TlsMode {
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub(crate) enum ShellEvent {
-    Connect,
-    Disconnect { reason: End },
-    Refused { reason: RefusedReason },
-    AcceptFailed { error: String },
-    TlsEstablished { mode: TlsMode },
-    TlsFailed { mode: TlsMode, error: String },
+    Connect {
+        /// The proxy the client came through (the peer is then the client it named).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<SocketAddr>,
+    },
+    Disconnect {
+        reason: End,
+    },
+    Refused {
+        reason: RefusedReason,
+        /// What was wrong with a PROXY header.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    AcceptFailed {
+        error: String,
+    },
+    TlsEstablished {
+        mode: TlsMode,
+    },
+    TlsFailed {
+        mode: TlsMode,
+        error: String,
+    },
 }
 
 /// Why the shell turned a client away.
@@ -78,18 +99,35 @@ pub(crate) enum ShellEvent {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RefusedReason {
     TooManyFromAddress,
+    /// A trusted proxy sent no PROXY header, a malformed one, or none in time.
+    ProxyHeader,
+    /// Someone not in `--trusted-proxy` sent a PROXY header.
+    UntrustedProxyHeader,
 }
 
 impl fmt::Display for ShellEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ShellEvent::Connect => f.write_str("connect"),
+            ShellEvent::Connect { via: None } => f.write_str("connect"),
+            ShellEvent::Connect { via: Some(proxy) } => write!(f, "connect via {proxy}"),
             ShellEvent::Disconnect { reason } => {
                 write!(f, "disconnect reason={:?}", reason.to_string())
             }
-            ShellEvent::Refused {
-                reason: RefusedReason::TooManyFromAddress,
-            } => f.write_str("refused: too many connections from this address"),
+            ShellEvent::Refused { reason, error } => {
+                f.write_str(match reason {
+                    RefusedReason::TooManyFromAddress => {
+                        "refused: too many connections from this address"
+                    }
+                    RefusedReason::ProxyHeader => "refused (trusted proxy)",
+                    RefusedReason::UntrustedProxyHeader => {
+                        "refused: PROXY protocol header from an address not in --trusted-proxy"
+                    }
+                })?;
+                match error {
+                    Some(error) => write!(f, ": {}", super::escape_controls(error)),
+                    None => Ok(()),
+                }
+            }
             ShellEvent::AcceptFailed { error } => write!(f, "accept failed: {error}"),
             ShellEvent::TlsEstablished { mode } => write!(f, "tls established mode={mode}"),
             ShellEvent::TlsFailed { mode, error } => write!(

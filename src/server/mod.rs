@@ -11,6 +11,7 @@
 
 pub mod launch;
 pub mod log;
+pub mod proxy;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -18,14 +19,16 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use anyhow::{Context as _, Result};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 
 pub use log::{End, Log, LogFormat, TlsMode};
 pub use tls::{TlsAcceptor, TlsStream};
@@ -39,6 +42,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long closing waits to send TLS's close_notify and the TCP FIN.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the first bytes of a connection may wait for the rest of what could be a PROXY
+/// header signature before they are taken as the client's input.
+const SNIFF_WAIT: Duration = Duration::from_secs(1);
 /// The accept queue length asked of the kernel (capped by `net.core.somaxconn`).
 const LISTEN_QUEUE: libc::c_int = 1024;
 /// Output buffers that grew past this while streaming are shrunk back once sent, so an idle
@@ -59,6 +65,23 @@ pub struct ShellConfig {
     pub log_format: LogFormat,
     /// The certificate for STARTTLS and the implicit-TLS listener; `None` serves plain only.
     pub tls: Option<TlsAcceptor>,
+    /// With `--proxy-protocol`, the `--trusted-proxy` ranges whose connections start with a
+    /// PROXY protocol header naming the real client; `None` without.
+    pub proxy_protocol: Option<Vec<proxy::TrustedNet>>,
+}
+
+impl ShellConfig {
+    /// Whether a connection from `ip` must start with a PROXY protocol header.
+    fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.proxy_protocol
+            .as_ref()
+            .is_some_and(|nets| nets.iter().any(|net| net.contains(ip)))
+    }
+
+    /// How long a trusted proxy has to send its header (as long as a TLS handshake).
+    fn header_timeout(&self) -> Duration {
+        self.idle_timeout.min(HANDSHAKE_TIMEOUT)
+    }
 }
 
 /// The byte streams a driver may be handed: TCP, or TLS over TCP.
@@ -184,39 +207,87 @@ pub async fn serve<D: Driver>(
             }
         };
         let id = next_id.fetch_add(1, Ordering::Relaxed);
-        let Some(ip_slot) = IpSlot::take(&per_ip, peer.ip(), config.max_connections_per_ip) else {
-            log.line(
-                id,
-                Some(peer),
-                &ShellEvent::Refused {
-                    reason: log::RefusedReason::TooManyFromAddress,
-                },
-            );
-            if !implicit_tls {
-                let refusal = driver.too_many_from_address();
-                tokio::spawn(async move {
-                    let mut socket = socket;
-                    let _ = socket.write_all(refusal).await;
-                    drop(permit);
-                });
-            }
-            continue;
-        };
         let _ = socket.set_nodelay(true);
-        let conn = Conn {
-            stream: socket,
-            out: Vec::with_capacity(256),
-            id,
-            peer,
-            encrypted: false,
-            config: config.clone(),
-            log,
-            shutdown: notify_shutdown.subscribe(),
+        let proxied = config.is_trusted_proxy(peer.ip());
+        // A connection through a trusted proxy is counted against the client it names, once
+        // its header is read in the connection's own task; the others here, at once.
+        let ip_slot = if proxied {
+            None
+        } else {
+            match IpSlot::take(&per_ip, peer.ip(), config.max_connections_per_ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    refuse_too_many(
+                        &log,
+                        driver.as_ref(),
+                        id,
+                        peer,
+                        socket,
+                        implicit_tls,
+                        permit,
+                    );
+                    continue;
+                }
+            }
         };
         let driver = driver.clone();
         let done = done_sender.clone();
+        let config = config.clone();
+        let per_ip = per_ip.clone();
+        let shutdown = notify_shutdown.subscribe();
         tokio::spawn(async move {
-            log.line(id, Some(peer), &ShellEvent::Connect);
+            let mut stream = ClientStream::new(socket);
+            let (client, ip_slot) = if proxied {
+                let header = tokio::select! {
+                    header = read_proxy_header(&mut stream, config.header_timeout()) => header,
+                    () = wait_for_shutdown(shutdown.resubscribe()) => return,
+                };
+                let client = match header {
+                    Ok(proxy::Source::Client(client)) => client,
+                    Ok(proxy::Source::Local | proxy::Source::Unknown) => peer,
+                    Err(error) => {
+                        let refused = ShellEvent::Refused {
+                            reason: log::RefusedReason::ProxyHeader,
+                            error: Some(error),
+                        };
+                        log.line(id, Some(peer), &refused);
+                        drop((permit, done));
+                        return;
+                    }
+                };
+                match IpSlot::take(&per_ip, client.ip(), config.max_connections_per_ip) {
+                    Some(slot) => (client, slot),
+                    None => {
+                        refuse_too_many(
+                            &log,
+                            driver.as_ref(),
+                            id,
+                            client,
+                            stream,
+                            implicit_tls,
+                            permit,
+                        );
+                        return;
+                    }
+                }
+            } else {
+                (peer, ip_slot.expect("taken in the accept loop"))
+            };
+            let conn = Conn {
+                stream,
+                out: Vec::with_capacity(256),
+                id,
+                peer: client,
+                // Only a proxy in --trusted-proxy may send a header; anyone else who does is
+                // refused at their first bytes.
+                sniff: config.proxy_protocol.is_some() && !proxied && !implicit_tls,
+                encrypted: false,
+                config,
+                log,
+                shutdown,
+            };
+            let via = proxied.then_some(peer);
+            log.line(id, Some(client), &ShellEvent::Connect { via });
             let end = if implicit_tls {
                 match conn.start_tls(TlsMode::Implicit).await {
                     Ok(conn) => driver.serve(conn).await,
@@ -225,7 +296,7 @@ pub async fn serve<D: Driver>(
             } else {
                 driver.serve(conn).await
             };
-            log.line(id, Some(peer), &ShellEvent::Disconnect { reason: end });
+            log.line(id, Some(client), &ShellEvent::Disconnect { reason: end });
             drop((permit, ip_slot, done));
         });
     }
@@ -233,6 +304,152 @@ pub async fn serve<D: Driver>(
     let _ = notify_shutdown.send(());
     drop(done_sender);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, all_done.recv()).await;
+}
+
+/// Log that `peer` has too many connections open and, on the plain port, tell it so.
+fn refuse_too_many<D: Driver, S: Stream>(
+    log: &Log,
+    driver: &D,
+    id: u64,
+    peer: SocketAddr,
+    mut socket: S,
+    implicit_tls: bool,
+    permit: OwnedSemaphorePermit,
+) {
+    let refused = ShellEvent::Refused {
+        reason: log::RefusedReason::TooManyFromAddress,
+        error: None,
+    };
+    log.line(id, Some(peer), &refused);
+    if !implicit_tls {
+        let refusal = driver.too_many_from_address();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.write_all(refusal)).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Read the PROXY protocol header a trusted proxy sends first; what came after it stays in
+/// `stream` for the session. Returns the source it names.
+///
+/// # Errors
+/// The header is missing, malformed, too long or not there within `timeout`: the line to log.
+async fn read_proxy_header(
+    stream: &mut ClientStream,
+    timeout: Duration,
+) -> Result<proxy::Source, String> {
+    let mut received = Vec::with_capacity(128);
+    let mut chunk = [0; 512];
+    let read = async {
+        loop {
+            match proxy::parse(&received) {
+                Ok(Some(header)) => {
+                    stream.unread(&received[header.len..]);
+                    return Ok(header.source);
+                }
+                Ok(None) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+            match stream.socket.read(&mut chunk).await {
+                Ok(0) if received.is_empty() => {
+                    return Err("closed without sending a PROXY protocol header".into())
+                }
+                Ok(0) => return Err("closed in the middle of its PROXY protocol header".into()),
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+                Err(error) => {
+                    return Err(format!("network error reading the PROXY header: {error}"))
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "no whole PROXY protocol header within {} s",
+            timeout.as_secs()
+        )),
+    }
+}
+
+/// Resolves when the server shuts down.
+async fn wait_for_shutdown(mut shutdown: broadcast::Receiver<()>) {
+    let _ = shutdown.recv().await;
+}
+
+/// A client's TCP stream, with the bytes that arrived behind a PROXY header (a TLS
+/// ClientHello, say) handed out first.
+pub struct ClientStream {
+    socket: TcpStream,
+    unread: Vec<u8>,
+    unread_from: usize,
+}
+
+impl ClientStream {
+    fn new(socket: TcpStream) -> ClientStream {
+        ClientStream {
+            socket,
+            unread: Vec::new(),
+            unread_from: 0,
+        }
+    }
+
+    fn unread(&mut self, bytes: &[u8]) {
+        self.unread = bytes.to_vec();
+        self.unread_from = 0;
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.unread_from < this.unread.len() {
+            let rest = &this.unread[this.unread_from..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.unread_from += n;
+            if this.unread_from == this.unread.len() {
+                this.unread = Vec::new();
+                this.unread_from = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.socket).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().socket).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().socket).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.socket.is_write_vectored()
+    }
 }
 
 /// Accept on `listener`, or wait forever when there is none.
@@ -284,6 +501,9 @@ pub struct Conn<S> {
     pub out: Vec<u8>,
     id: u64,
     peer: SocketAddr,
+    /// Whether the first bytes still have to be checked for a PROXY header the peer may not
+    /// send.
+    sniff: bool,
     encrypted: bool,
     config: Arc<ShellConfig>,
     log: Log,
@@ -296,6 +516,8 @@ impl<S: Stream> Conn<S> {
         self.id
     }
 
+    /// The client's address: the one a trusted proxy named in its PROXY header, else the
+    /// connection's own peer.
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }
@@ -349,9 +571,44 @@ impl<S: Stream> Conn<S> {
         match read {
             Err(_) => Ok(None),
             Ok(Ok(0)) => Err(End::ClientClosed),
+            Ok(Ok(n)) if self.sniff => self.sniff_first_bytes(buf, n).await.map(Some),
             Ok(Ok(n)) => Ok(Some(n)),
             Ok(Err(_)) => Err(End::NetworkError),
         }
+    }
+
+    /// Refuse a connection not from a trusted proxy whose first bytes (`buf[..n]`, read more
+    /// if too few to tell) are a PROXY header; otherwise hand them on as they are.
+    async fn sniff_first_bytes(&mut self, buf: &mut [u8], mut n: usize) -> Result<usize, End> {
+        loop {
+            match proxy::sniff(&buf[..n]) {
+                proxy::Sniff::Header => {
+                    let refused = ShellEvent::Refused {
+                        reason: log::RefusedReason::UntrustedProxyHeader,
+                        error: None,
+                    };
+                    self.log.line(self.id, Some(self.peer), &refused);
+                    return Err(End::UntrustedProxyHeader);
+                }
+                proxy::Sniff::Undecided if n < buf.len() => {
+                    // A header comes in one go; a client that typed "PRO" or an empty line
+                    // and waits is not kept waiting long.
+                    let more = tokio::select! {
+                        more = tokio::time::timeout(SNIFF_WAIT, self.stream.read(&mut buf[n..])) => more,
+                        _ = self.shutdown.recv() => return Err(End::Shutdown),
+                    };
+                    match more {
+                        Ok(Ok(0)) => return Err(End::ClientClosed),
+                        Ok(Ok(more)) => n += more,
+                        Ok(Err(_)) => return Err(End::NetworkError),
+                        Err(_) => break,
+                    }
+                }
+                proxy::Sniff::Undecided | proxy::Sniff::NotHeader => break,
+            }
+        }
+        self.sniff = false;
+        Ok(n)
     }
 
     /// Wait `delay` (a failed login's), or less if the server shuts down.
@@ -440,6 +697,7 @@ impl<S: Stream> Conn<S> {
             out: self.out,
             id,
             peer,
+            sniff: false,
             encrypted: true,
             config: self.config,
             log: self.log,

@@ -30,6 +30,11 @@ impl RawImap {
     /// Connect and read the greeting, which must be `* OK`.
     pub fn connect(port: u16) -> RawImap {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
+        RawImap::over(stream)
+    }
+
+    /// Read the greeting, which must be `* OK`, on a connected stream.
+    pub fn over(stream: TcpStream) -> RawImap {
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();

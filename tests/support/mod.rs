@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod haproxy;
 pub mod imap;
 pub mod pop3;
 pub mod tls;
