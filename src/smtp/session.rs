@@ -669,7 +669,8 @@ impl Session {
     fn data(&mut self, out: &mut Vec<u8>) -> Action {
         reply(
             out,
-            "354 3.0.0 send the message, end with a line holding only a dot (CRLF.CRLF)",
+            // No enhanced code: RFC 3463 has classes 2, 4 and 5 only (Postfix sends none).
+            "354 send the message, end with a line holding only a dot (CRLF.CRLF)",
         );
         self.transactions += 1;
         let (helo, extended) = self.helo.clone().unwrap_or_default();
