@@ -825,3 +825,15 @@ fn copied_and_flagged_appended_mail_is_recent_where_it_lands() {
         "{out}"
     );
 }
+
+#[test]
+fn list_pattern_with_a_stray_ampersand_is_matched_as_written() {
+    // imaptest's `atoms`: every atom character in a LIST pattern, `&` not starting valid
+    // modified UTF-7. A well-formed pattern: OK, with whatever it matches.
+    let mut h = Harness::new();
+    h.login();
+    let out = h.send(b"a1 LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n");
+    assert_eq!(out, "a1 OK LIST completed\r\n");
+    let out = h.send(b"a2 LIST \"\" \"a&b\"\r\na3 LSUB \"\" &*\r\n");
+    assert_eq!(out, "a2 OK LIST completed\r\na3 OK LSUB completed\r\n");
+}
