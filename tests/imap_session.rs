@@ -538,7 +538,8 @@ fn append_streams_into_the_store() {
         message.as_bytes()
     );
     let out = h.send(b"a2 SELECT INBOX\r\na3 FETCH 1 (FLAGS INTERNALDATE)\r\n");
-    assert!(out.contains("FLAGS (\\Seen $Work)"), "{out}");
+    // The SELECT that takes the appended mail is the first to see it: \Recent (RFC 3501 §2.3.2).
+    assert!(out.contains("FLAGS (\\Seen $Work \\Recent)"), "{out}");
     // The date is shown in the server's zone; the instant is what was given.
     assert!(out.contains("INTERNALDATE \""), "{out}");
 
@@ -793,4 +794,46 @@ fn fetch_on_an_empty_mailbox() {
         out,
         "a1 OK FETCH completed\r\na2 OK UID FETCH completed\r\n* SEARCH\r\na3 OK SEARCH completed\r\n"
     );
+}
+
+#[test]
+fn copied_and_flagged_appended_mail_is_recent_where_it_lands() {
+    // imaptest's `copy`: RFC 3501 §6.4.7 says the copy SHOULD be \Recent, flags or not.
+    let mut a = Harness::new();
+    a.deliver(MESSAGE);
+    a.deliver(MESSAGE);
+    a.select();
+    let out = a.send(b"a1 CREATE Box\r\na2 STORE 1 FLAGS (\\Seen)\r\n");
+    assert!(out.contains("a2 OK"), "{out}");
+    let mut b = Session::new(a.store.clone(), config());
+    let drive = |session: &mut Session, input: &[u8]| {
+        session.receive(input);
+        let mut out = Vec::new();
+        while session.next(&mut out) != Action::NeedInput {}
+        String::from_utf8(out).unwrap()
+    };
+    let out = drive(&mut b, b"b1 LOGIN alice secret\r\nb2 SELECT Box\r\n");
+    assert!(out.contains("* 0 RECENT"), "{out}");
+    let out = a.send(b"a3 COPY 1:2 Box\r\na4 APPEND Box (\\Flagged) {5+}\r\nhello\r\n");
+    assert!(out.contains("a3 OK") && out.contains("a4 OK"), "{out}");
+    let out = drive(&mut b, b"b3 NOOP\r\nb4 FETCH 1:3 (FLAGS)\r\n");
+    assert!(out.contains("* 3 EXISTS\r\n* 3 RECENT\r\n"), "{out}");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Seen \\Recent))"), "{out}");
+    assert!(out.contains("* 2 FETCH (FLAGS (\\Recent))"), "{out}");
+    assert!(
+        out.contains("* 3 FETCH (FLAGS (\\Flagged \\Recent))"),
+        "{out}"
+    );
+}
+
+#[test]
+fn list_pattern_with_a_stray_ampersand_is_matched_as_written() {
+    // imaptest's `atoms`: every atom character in a LIST pattern, `&` not starting valid
+    // modified UTF-7. A well-formed pattern: OK, with whatever it matches.
+    let mut h = Harness::new();
+    h.login();
+    let out = h.send(b"a1 LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n");
+    assert_eq!(out, "a1 OK LIST completed\r\n");
+    let out = h.send(b"a2 LIST \"\" \"a&b\"\r\na3 LSUB \"\" &*\r\n");
+    assert_eq!(out, "a2 OK LIST completed\r\na3 OK LSUB completed\r\n");
 }

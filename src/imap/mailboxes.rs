@@ -98,12 +98,14 @@ impl Session {
             ListMailbox::Token(token) => token.as_ref(),
             ListMailbox::String(string) => string.as_ref(),
         };
-        let Some(pattern) = std::str::from_utf8(pattern_bytes)
-            .ok()
-            .and_then(crate::store::folders::decode_mutf7)
-        else {
+        // A pattern that is not valid modified UTF-7 (a stray `&`) is matched as written, as
+        // Dovecot does: it is a well-formed list-mailbox (RFC 3501 §9), so no BAD, and at
+        // worst it matches nothing.
+        let Some(pattern) = std::str::from_utf8(pattern_bytes).ok().map(|text| {
+            crate::store::folders::decode_mutf7(text).unwrap_or_else(|| text.to_owned())
+        }) else {
             return Reply::bad(format!(
-                "{verb} pattern is not modified UTF-7, e.g. {verb} \"\" \"*\""
+                "{verb} pattern is not ASCII: write non-ASCII names in modified UTF-7, e.g. {verb} \"\" \"Entw&APw-rfe*\""
             ));
         };
         if pattern.is_empty() && !lsub {

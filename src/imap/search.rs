@@ -7,8 +7,10 @@
 //!   own header block, RFC 2047-decoded and unfolded; runs of blanks count as one space,
 //!   except for HEADER, which sees the value as written. An empty string matches every
 //!   message that has the field. Address fields are matched as a whole (`"Dupont, Jean"
-//!   <jean@example.org>, ...`); Dovecot rewrites them from parsed addresses first, which
-//!   differs only for comments and odd spacing.
+//!   <jean@example.org>, ...`) and also as their parsed addresses (`name <mailbox@host>`,
+//!   comments dropped), which is what RFC 3501 §6.4.4 means by "the envelope structure's FROM
+//!   field" and what Dovecot matches: `<jean (work) @ example.org>` is found by
+//!   `jean@example.org`.
 //! - BODY looks at the body of every `text/*` and `message/*` entity that is not split
 //!   further, transfer- and charset-decoded; attachments of other types (PDF, images, octet
 //!   streams, even base64 ones) are not searched, as in Dovecot. Each entity is searched on
@@ -318,11 +320,11 @@ impl Eval<'_> {
             SearchKey::SentBefore(date) if content => Some(self.sent_date()? < *date.as_ref()),
             SearchKey::SentOn(date) if content => Some(self.sent_date()? == *date.as_ref()),
             SearchKey::SentSince(date) if content => Some(self.sent_date()? >= *date.as_ref()),
-            SearchKey::Bcc(s) if content => Some(self.header("bcc", s, true)?),
-            SearchKey::Cc(s) if content => Some(self.header("cc", s, true)?),
-            SearchKey::From(s) if content => Some(self.header("from", s, true)?),
+            SearchKey::Bcc(s) if content => Some(self.address("bcc", s)?),
+            SearchKey::Cc(s) if content => Some(self.address("cc", s)?),
+            SearchKey::From(s) if content => Some(self.address("from", s)?),
             SearchKey::Subject(s) if content => Some(self.header("subject", s, true)?),
-            SearchKey::To(s) if content => Some(self.header("to", s, true)?),
+            SearchKey::To(s) if content => Some(self.address("to", s)?),
             SearchKey::Header(name, s) if content => {
                 let name = String::from_utf8_lossy(name.as_ref()).to_ascii_lowercase();
                 Some(self.header(&name, s, false)?)
@@ -387,6 +389,20 @@ impl Eval<'_> {
                     value.contains(&needle)
                 }
             }))
+    }
+
+    /// FROM, TO, CC, BCC: the field as written (collapsed), or its parsed addresses.
+    fn address(&mut self, name: &str, needle: &AString<'_>) -> io::Result<bool> {
+        if self.header(name, needle, true)? {
+            return Ok(true);
+        }
+        let needle = fold(&String::from_utf8_lossy(needle.as_ref()));
+        Ok(self
+            .content()?
+            .headers
+            .iter()
+            .filter(|(field, _)| field == name)
+            .any(|(_, value)| addresses_as_written(value).contains(&needle)))
     }
 
     /// BODY (`headers` false) or TEXT.
@@ -584,6 +600,26 @@ fn decode_text(bytes: &[u8], charset: &str) -> String {
 /// Case folding for matching: Unicode lower case.
 fn fold(text: &str) -> String {
     text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// An address list rewritten from its parsed addresses, as Dovecot searches it:
+/// `name <mailbox@host>` or `mailbox@host`, joined by `, `; comments and folds are gone.
+fn addresses_as_written(value: &str) -> String {
+    let text = |s: &imap_codec::imap_types::core::NString<'_>| {
+        s.0.as_ref()
+            .map(|s| String::from_utf8_lossy(s.as_ref()).into_owned())
+    };
+    let mut out = Vec::new();
+    for address in super::message::parse_addresses(value.as_bytes()) {
+        let (Some(mailbox), Some(host)) = (text(&address.mailbox), text(&address.host)) else {
+            continue;
+        };
+        out.push(match text(&address.name) {
+            Some(name) => format!("{name} <{mailbox}@{host}>"),
+            None => format!("{mailbox}@{host}"),
+        });
+    }
+    out.join(", ")
 }
 
 /// Runs of blanks and line ends as one space, leading ones dropped (Dovecot's compress_lwsp).

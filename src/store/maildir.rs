@@ -389,7 +389,8 @@ impl Maildir {
 
     /// Copy a message of `source` into this Maildir under a new unique name with `flags`
     /// (Maildir letters), by hard link where possible and through `tmp/` otherwise, keeping
-    /// its received time.
+    /// its received time. The copy lands in `new/` (see [`Delivery::commit_as`]), so it is
+    /// `\Recent` in the session that takes it, as RFC 3501 §6.4.7 asks of COPY.
     ///
     /// # Errors
     /// The message is gone, or the copy cannot be written.
@@ -406,18 +407,7 @@ impl Maildir {
             Some((_, fields)) => format!("{},{fields}", unique_name()),
             None => unique_name(),
         };
-        let target = MessageEntry::from_name(
-            if flags.is_empty() {
-                Folder::New
-            } else {
-                Folder::Cur
-            },
-            if flags.is_empty() {
-                base
-            } else {
-                format!("{base}:2,{flags}")
-            },
-        );
+        let target = MessageEntry::from_name(Folder::New, with_info(base, &flags));
         let target_path = self.entry_path(&target);
         let linked = source.with_current(entry, "copy", |e| {
             match fs::hard_link(source.entry_path(e), &target_path) {
@@ -502,9 +492,12 @@ impl Delivery {
         self.commit_as("", None)
     }
 
-    /// Like [`Delivery::commit`], but into `cur/` with `flags` (Maildir letters) when there
-    /// are any, and with `received` as the received time (IMAP APPEND's date): the file's
-    /// modification time, set before the message is linked into place.
+    /// Like [`Delivery::commit`], but with `flags` (Maildir letters) when there are any, and
+    /// with `received` as the received time (IMAP APPEND's date): the file's modification
+    /// time, set before the message is linked into place. A flagged message still goes to
+    /// `new/`, named `NAME:2,FLAGS`: a mail in `new/` is what makes the next session that
+    /// takes it see it `\Recent` (RFC 3501 §2.3.2), and Dovecot moves such a file into
+    /// `cur/` keeping its flags, as this store's sync does.
     ///
     /// # Errors
     /// As for [`Delivery::commit`].
@@ -521,12 +514,7 @@ impl Delivery {
         if self.last == Some(b'\n') {
             base.push_str(&format!(",W={}", self.size + self.bare_lfs));
         }
-        let flags = normalize_flags(flags);
-        let entry = if flags.is_empty() {
-            MessageEntry::from_name(Folder::New, base)
-        } else {
-            MessageEntry::from_name(Folder::Cur, format!("{base}:2,{flags}"))
-        };
+        let entry = MessageEntry::from_name(Folder::New, with_info(base, &normalize_flags(flags)));
         let dir = self.root.join(entry.folder.dir_name());
         let final_path = dir.join(&entry.file_name);
         // A hard link never replaces an existing file, unlike rename.
@@ -543,6 +531,15 @@ impl Drop for Delivery {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.tmp_path);
         }
+    }
+}
+
+/// A new file name: the base alone without flags, `BASE:2,FLAGS` with them.
+fn with_info(base: String, flags: &str) -> String {
+    if flags.is_empty() {
+        base
+    } else {
+        format!("{base}:2,{flags}")
     }
 }
 

@@ -116,6 +116,11 @@ pub(crate) fn tokens(value: &[u8], mime: bool) -> Vec<Token> {
                 while i < value.len() && value[i] != b'"' {
                     if value[i] == b'\\' && i + 1 < value.len() {
                         i += 1;
+                    } else if matches!(value[i], b'\r' | b'\n') {
+                        // A line end in a quoted string is a fold: unfolding removes it
+                        // (RFC 5322 §3.2.2), so `"foo\r\n bar"` is `foo bar`.
+                        i += 1;
+                        continue;
                     }
                     text.push(value[i]);
                     i += 1;
@@ -135,6 +140,7 @@ pub(crate) fn tokens(value: &[u8], mime: bool) -> Vec<Token> {
                     }
                     i += 1;
                     match c {
+                        b'\r' | b'\n' => {}
                         b'(' => {
                             depth += 1;
                             if depth > 1 {
@@ -327,5 +333,17 @@ mod tests {
         assert_eq!(v.params.len(), 2);
         assert!(MimeValue::parse(b"text", true).is_none());
         assert!(MimeValue::parse(b"", true).is_none());
+    }
+
+    #[test]
+    fn folds_inside_quoted_strings_and_comments_are_unfolded() {
+        // imaptest's fetch-bodystructure: the boundary is `foo bar`.
+        let v =
+            MimeValue::parse(b"multipart/mixed; boundary=\"foo\r\n bar\" (a\n\tb)", true).unwrap();
+        assert_eq!(v.param("boundary"), Some(&b"foo bar"[..]));
+        assert_eq!(
+            tokens(b"(a\n\tb)", false),
+            vec![Token::Comment(b"a\tb".to_vec())]
+        );
     }
 }

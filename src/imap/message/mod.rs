@@ -23,6 +23,7 @@ use imap_codec::imap_types::body::BodyStructure;
 use imap_codec::imap_types::envelope::Envelope;
 use imap_codec::imap_types::fetch::{Part, Section};
 
+pub(crate) use envelope::parse_addresses;
 pub use stream::{SectionSource, SectionStream};
 
 /// At most this many MIME entities are mapped; later parts are left inside their parent's

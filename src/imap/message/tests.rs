@@ -173,6 +173,23 @@ Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
 }
 
 #[test]
+fn a_boundary_folded_inside_its_quotes_still_splits_the_parts() {
+    // imaptest's fetch-body-mime: `boundary="foo<CRLF> bar"` unfolds to `foo bar`.
+    let m = b"Content-Type: multipart/mixed; boundary=\"foo\r\n bar\"\r\n\r\n\
+--foo bar\r\nContent-Type: text/x-myown\r\n\r\nhello\r\n\r\n--foo bar--\r\n";
+    assert_eq!(fetch(m, "BODY[1]"), "hello\r\n");
+    assert_eq!(
+        fetch(m, "BODY[1.MIME]"),
+        "Content-Type: text/x-myown\r\n\r\n"
+    );
+    let body = String::from_utf8(encode(&MessageMap::scan(&m[..]).unwrap())).unwrap();
+    assert!(
+        body.contains("BODY ((\"TEXT\" \"x-myown\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 7 1) \"mixed\")"),
+        "{body}"
+    );
+}
+
+#[test]
 fn single_part_message_is_part_one() {
     let m = b"Subject: x\n\nline one\nline two\n";
     assert_eq!(fetch(m, "BODY[1]"), "line one\r\nline two\r\n");

@@ -364,6 +364,19 @@ fn address_and_subject_keys_match_decoded_values_case_insensitively() {
 }
 
 #[test]
+fn address_keys_also_match_the_parsed_addresses() {
+    // imaptest's search-addresses: comments inside the address are not part of it.
+    let mut m = vec![
+        Mail::new(1, 10, &[], (2023, 11, 7), b"From: <user-from (comment)@ (comment) domain.org>\nTo: Real <user-to @domain.org>\n\nx\n"),
+        Mail::new(2, 20, &[], (2023, 11, 7), b"From: user-from1@domain.org\n\nx\n"),
+    ];
+    assert_eq!(search(&mut m, "FROM user-from@domain.org"), [10]);
+    assert_eq!(search(&mut m, "TO \"real <user-to@domain.org>\""), [10]);
+    assert_eq!(search(&mut m, "FROM \"(comment)\""), [10]);
+    assert_eq!(search(&mut m, "FROM user-from1@"), [20]);
+}
+
+#[test]
 fn utf8_search_strings_in_literals() {
     let mut m = mailbox();
     let hits = search_bytes(&mut m, "CHARSET UTF-8 SUBJECT {7+}\r\nGRÜSSE".as_bytes());
