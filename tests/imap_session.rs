@@ -612,6 +612,9 @@ fn updates_from_another_session() {
         out.contains("* 1 FETCH (FLAGS (\\Flagged \\Recent))"),
         "{out}"
     );
+    // A flag change on the mail b expunged is no error (RFC 2180 §4.2.1; Dovecot says OK).
+    let out = a.send(b"a15 STORE 2 +FLAGS (\\Seen)\r\n");
+    assert!(out.contains("a15 OK [EXPUNGEISSUED]"), "{out}");
     let out = a.send(b"a2 NOOP\r\n");
     assert!(out.contains("* 2 EXPUNGE\r\n"), "{out}");
     assert!(out.ends_with("a2 OK NOOP completed\r\n"), "{out}");

@@ -117,7 +117,9 @@ impl Session {
             Reply::no("some flags could not be stored (server-side store error)")
                 .with(response::other_code("SERVERBUG"))
         } else if missing {
-            Reply::no("some of the messages no longer exist")
+            // RFC 2180 §4.2.1 allows NO or OK; Dovecot says OK, and a flag change on a mail
+            // another session expunged is nothing a client can act on. The code still tells.
+            Reply::ok("STORE completed; some of the messages were expunged meanwhile")
                 .with(response::other_code("EXPUNGEISSUED"))
         } else if dropped {
             Reply::ok("STORE completed, but some keywords were left out (at most 26 per mailbox)")
