@@ -721,8 +721,18 @@ impl Session {
             body,
             Fetch { .. } | Store { .. } | Search { .. } | Copy { .. } | Move { .. }
         ) {
-            // Answer from a fresh view; expunges wait until they may be announced.
-            self.refresh(false, out);
+            // Answer from a fresh view. Expunges by others wait until they may be announced,
+            // except before a UID command (RFC 3501 §7.4.1), which then does not fail on
+            // messages that are known to be gone.
+            let uid = matches!(
+                body,
+                Fetch { uid: true, .. }
+                    | Store { uid: true, .. }
+                    | Search { uid: true, .. }
+                    | Copy { uid: true, .. }
+                    | Move { uid: true, .. }
+            );
+            self.refresh(uid, out);
         }
         // Each handler answers with its tagged status, or `None` when it has taken care of
         // that itself (streaming, a pause, a continuation request).
