@@ -286,6 +286,12 @@ impl Session {
         self.closing = true;
     }
 
+    /// The server is shutting down: a `* BYE` for the driver to send before it closes.
+    pub fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        response::bye(out, "Server shutting down");
+        self.closing = true;
+    }
+
     /// Log events since the last call.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
