@@ -902,6 +902,24 @@ impl Session {
                 "{what}: the mailbox is not a plain Maildir folder (ask the administrator)"
             ))
             .with(response::other_code("CANNOT")),
+            error
+                if matches!(
+                    error.io_kind(),
+                    Some(
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    )
+                ) =>
+            {
+                self.events.push(Event::StoreError {
+                    user: self.user_string(),
+                    error: error.to_string(),
+                });
+                Reply::no(format!(
+                    "{what} failed: the store is read-only (the server has no permission to change it)"
+                ))
+                .with(response::other_code("NOPERM"))
+            }
             error => {
                 let temporary = error.is_temporary();
                 self.events.push(Event::StoreError {
