@@ -1061,6 +1061,14 @@ fn mask_line(line: &[u8]) -> (String, bool) {
         return (text, false);
     };
     let keep = at + 2;
+    if words.len() == keep && words[at].eq_ignore_ascii_case("LOGIN") {
+        // LOGIN with one argument: people who type the password where the name goes (or
+        // forget the name) would see it in the log. Only a literal's announcement shows.
+        let last = words[keep - 1];
+        if super::reader::announcement(last.as_bytes()).is_none_or(|a| a.start != 0) {
+            return (format!("{} ***", words[..keep - 1].join(" ")), true);
+        }
+    }
     let mut masked = words[..words.len().min(keep)].join(" ");
     if words.len() > keep {
         masked.push_str(" ***");
@@ -1090,7 +1098,10 @@ mod tests {
     #[test]
     fn masks_secrets() {
         assert_eq!(mask_line(b"a1 LOGIN alice secret").0, "a1 LOGIN alice ***");
-        assert_eq!(mask_line(b"a1 login alice").0, "a1 login alice");
+        // One argument may be a password typed where the name goes.
+        assert_eq!(mask_line(b"a1 login alice").0, "a1 login ***");
+        assert_eq!(mask_line(b"a1 LOGIN Zaubertrank").0, "a1 LOGIN ***");
+        assert_eq!(mask_line(b"a1 LOGIN {5+}").0, "a1 LOGIN {5+}");
         assert_eq!(mask_line(b"LOGIN alice secret").0, "LOGIN alice ***");
         assert_eq!(mask_line(b"a1 LOGIN \"al ice\" pw").0, "a1 LOGIN \"al ***");
         assert_eq!(mask_line(b"a1 LOGIN {5}").0, "a1 LOGIN {5}");
