@@ -623,6 +623,23 @@ fn updates_from_another_session() {
 }
 
 #[test]
+fn uid_fetch_announces_expunges_by_others_first_and_succeeds() {
+    let mut a = Harness::new();
+    for _ in 0..3 {
+        a.deliver(MESSAGE);
+    }
+    a.select();
+    let mut b = Session::new(a.store.clone(), config());
+    b.receive(b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\nb3 STORE 2 +FLAGS (\\Deleted)\r\nb4 EXPUNGE\r\n");
+    while b.next(&mut Vec::new()) != Action::NeedInput {}
+    // RFC 3501 7.4.1 lets UID FETCH announce the expunge, so `1:*` does not fail on it.
+    let out = a.send(b"a1 UID FETCH 1:* (FLAGS)\r\n");
+    assert!(out.starts_with("* 2 EXPUNGE\r\n"), "{out}");
+    assert!(out.ends_with("a1 OK UID FETCH completed\r\n"), "{out}");
+    assert!(out.contains("* 2 FETCH (UID 3 FLAGS (\\Recent))"), "{out}");
+}
+
+#[test]
 fn id_enable_and_unselect() {
     let mut h = Harness::new();
     let out = h.send(b"a1 ID NIL\r\n");

@@ -15,6 +15,8 @@ use crate::store::Store;
 /// and an idle IMAP client can stay for hours: 4 KiB keeps 10,000 of them at 40 MiB, and
 /// APPEND data still streams into the message file a page at a time.
 const READ_CHUNK: usize = 4 * 1024;
+/// How long a shutdown's `BYE` may take to send.
+const BYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often an IDLE session looks for changes.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -50,6 +52,7 @@ impl Driver for Imap {
         let mut conn = conn;
         session.greeting(&mut conn.out);
         match run(&mut conn, &mut session).await {
+            Stop::End(End::Shutdown) => shut_down(&mut conn, &mut session).await,
             Stop::End(end) => end,
             Stop::StartTls => {
                 let mut conn = match conn.start_tls(TlsMode::StartTls).await {
@@ -58,6 +61,7 @@ impl Driver for Imap {
                 };
                 session.tls_established();
                 match run(&mut conn, &mut session).await {
+                    Stop::End(End::Shutdown) => shut_down(&mut conn, &mut session).await,
                     Stop::End(end) => end,
                     // An encrypted session refuses STARTTLS; end it rather than nest.
                     Stop::StartTls => End::TlsFailed,
@@ -65,6 +69,16 @@ impl Driver for Imap {
             }
         }
     }
+}
+
+/// The server is shutting down: tell the client with a `BYE` (RFC 3501 §7.1.5), taking at
+/// most [`BYE_TIMEOUT`] over it, and close. Whatever the session had under way (an APPEND's
+/// file in `tmp/`) is dropped with it.
+async fn shut_down<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> End {
+    session.shutting_down(&mut conn.out);
+    tokio::time::timeout(BYE_TIMEOUT, conn.close(End::Shutdown))
+        .await
+        .unwrap_or(End::Shutdown)
 }
 
 /// How [`run`] stopped.

@@ -36,7 +36,7 @@ impl Session {
             ));
         };
         if moving && selected.read_only {
-            return Reply::no("the mailbox is read-only (EXAMINE): SELECT it to move messages");
+            return selected.read_only_reply("move messages");
         }
         let targets = match selected.resolve(set, uid) {
             Ok(targets) => targets,

@@ -37,6 +37,8 @@ pub(super) struct Selected {
     pub name: String,
     pub maildir: Maildir,
     pub read_only: bool,
+    /// The server may write to the Maildir (when not, it is selected read-only).
+    pub writable: bool,
     pub uid_validity: u32,
     pub uid_next: u32,
     pub messages: Vec<Message>,
@@ -171,6 +173,20 @@ pub(super) fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, Reply> {
 }
 
 impl Selected {
+    /// The `NO` for a change to a read-only mailbox, saying why it is read-only.
+    pub fn read_only_reply(&self, change: &str) -> Reply {
+        if self.writable {
+            Reply::no(format!(
+                "the mailbox is read-only (EXAMINE): SELECT it to {change}"
+            ))
+        } else {
+            Reply::no(format!(
+                "the mailbox is read-only: the server has no permission to change it, so it cannot {change}"
+            ))
+            .with(response::other_code("NOPERM"))
+        }
+    }
+
     /// The largest UID (0 when empty).
     pub fn max_uid(&self) -> u32 {
         self.messages.last().map_or(0, |m| m.uid)
@@ -235,6 +251,9 @@ impl Session {
             Ok(maildir) => maildir,
             Err(error) => return self.store_reply(error, "opening the mailbox"),
         };
+        // A Maildir the server may not change is served read-only, as Dovecot does.
+        let writable = maildir.is_writable();
+        let read_only = read_only || !writable;
         let stamp = maildir.change_stamp().ok();
         let snapshot = match maildir.sync_uids(!read_only) {
             Ok(snapshot) => snapshot,
@@ -253,6 +272,7 @@ impl Session {
             name,
             maildir,
             read_only,
+            writable,
             uid_validity: snapshot.uid_validity,
             uid_next: snapshot.uid_next,
             messages,
@@ -288,7 +308,10 @@ impl Session {
             "Predicted next UID",
         );
         self.selected = Some(Box::new(selected));
-        if read_only {
+        if !writable {
+            Reply::ok("completed, read-only: the server has no permission to change this mailbox")
+                .with(Code::ReadOnly)
+        } else if read_only {
             Reply::ok("EXAMINE completed, read-only").with(Code::ReadOnly)
         } else {
             Reply::ok("SELECT completed").with(Code::ReadWrite)
@@ -336,7 +359,7 @@ impl Session {
             return Reply::bad("EXPUNGE needs a selected mailbox: SELECT INBOX first");
         };
         if selected.read_only {
-            return Reply::no("the mailbox is read-only (EXAMINE): SELECT it to expunge");
+            return selected.read_only_reply("expunge");
         }
         let largest = selected.max_uid();
         let mut removed = Vec::new();

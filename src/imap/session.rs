@@ -286,6 +286,12 @@ impl Session {
         self.closing = true;
     }
 
+    /// The server is shutting down: a `* BYE` for the driver to send before it closes.
+    pub fn shutting_down(&mut self, out: &mut Vec<u8>) {
+        response::bye(out, "Server shutting down");
+        self.closing = true;
+    }
+
     /// Log events since the last call.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
@@ -721,8 +727,18 @@ impl Session {
             body,
             Fetch { .. } | Store { .. } | Search { .. } | Copy { .. } | Move { .. }
         ) {
-            // Answer from a fresh view; expunges wait until they may be announced.
-            self.refresh(false, out);
+            // Answer from a fresh view. Expunges by others wait until they may be announced,
+            // except before a UID command (RFC 3501 §7.4.1), which then does not fail on
+            // messages that are known to be gone.
+            let uid = matches!(
+                body,
+                Fetch { uid: true, .. }
+                    | Store { uid: true, .. }
+                    | Search { uid: true, .. }
+                    | Copy { uid: true, .. }
+                    | Move { uid: true, .. }
+            );
+            self.refresh(uid, out);
         }
         // Each handler answers with its tagged status, or `None` when it has taken care of
         // that itself (streaming, a pause, a continuation request).
@@ -886,6 +902,24 @@ impl Session {
                 "{what}: the mailbox is not a plain Maildir folder (ask the administrator)"
             ))
             .with(response::other_code("CANNOT")),
+            error
+                if matches!(
+                    error.io_kind(),
+                    Some(
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    )
+                ) =>
+            {
+                self.events.push(Event::StoreError {
+                    user: self.user_string(),
+                    error: error.to_string(),
+                });
+                Reply::no(format!(
+                    "{what} failed: the store is read-only (the server has no permission to change it)"
+                ))
+                .with(response::other_code("NOPERM"))
+            }
             error => {
                 let temporary = error.is_temporary();
                 self.events.push(Event::StoreError {
@@ -1027,6 +1061,14 @@ fn mask_line(line: &[u8]) -> (String, bool) {
         return (text, false);
     };
     let keep = at + 2;
+    if words.len() == keep && words[at].eq_ignore_ascii_case("LOGIN") {
+        // LOGIN with one argument: people who type the password where the name goes (or
+        // forget the name) would see it in the log. Only a literal's announcement shows.
+        let last = words[keep - 1];
+        if super::reader::announcement(last.as_bytes()).is_none_or(|a| a.start != 0) {
+            return (format!("{} ***", words[..keep - 1].join(" ")), true);
+        }
+    }
     let mut masked = words[..words.len().min(keep)].join(" ");
     if words.len() > keep {
         masked.push_str(" ***");
@@ -1056,7 +1098,10 @@ mod tests {
     #[test]
     fn masks_secrets() {
         assert_eq!(mask_line(b"a1 LOGIN alice secret").0, "a1 LOGIN alice ***");
-        assert_eq!(mask_line(b"a1 login alice").0, "a1 login alice");
+        // One argument may be a password typed where the name goes.
+        assert_eq!(mask_line(b"a1 login alice").0, "a1 login ***");
+        assert_eq!(mask_line(b"a1 LOGIN Zaubertrank").0, "a1 LOGIN ***");
+        assert_eq!(mask_line(b"a1 LOGIN {5+}").0, "a1 LOGIN {5+}");
         assert_eq!(mask_line(b"LOGIN alice secret").0, "LOGIN alice ***");
         assert_eq!(mask_line(b"a1 LOGIN \"al ice\" pw").0, "a1 LOGIN \"al ***");
         assert_eq!(mask_line(b"a1 LOGIN {5}").0, "a1 LOGIN {5}");

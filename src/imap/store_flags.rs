@@ -33,7 +33,7 @@ impl Session {
             return Reply::bad("STORE needs a selected mailbox: SELECT INBOX first");
         };
         if selected.read_only {
-            return Reply::no("the mailbox is read-only (EXAMINE): SELECT it to change flags");
+            return selected.read_only_reply("change flags");
         }
         let targets = match selected.resolve(set, uid) {
             Ok(targets) => targets,

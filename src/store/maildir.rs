@@ -340,6 +340,23 @@ impl Maildir {
         }
     }
 
+    /// Whether this process may change the Maildir: write access to `cur/`, Dovecot's test
+    /// (`maildir_is_backend_readonly`) for a Maildir it then opens read-only.
+    pub fn is_writable(&self) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(cur) = std::ffi::CString::new(self.root.join("cur").as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: access(2) reads a NUL-terminated path and nothing else.
+        if unsafe { libc::access(cur.as_ptr(), libc::W_OK) } == 0 {
+            return true;
+        }
+        !matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::EACCES | libc::EROFS)
+        )
+    }
+
     /// Sync `new/` and `cur/` so that renames and removals survive a crash.
     pub fn sync(&self) -> Result<()> {
         for folder in [Folder::New, Folder::Cur] {
