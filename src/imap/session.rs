@@ -588,15 +588,15 @@ impl Session {
         let first_upper = words
             .first()
             .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase());
-        let first_is_command = first_upper.as_deref().is_some_and(|w| hint(w).is_some());
+        // A line whose first word is a command was typed without a tag.
+        let untagged = first_upper
+            .as_deref()
+            .and_then(hint)
+            .map(|(_, example)| format!("Every command starts with a tag, e.g. a1 {example}"));
         let Some(tag) = tag else {
-            let text = match first_upper {
-                Some(word) if first_is_command => format!(
-                    "Every command starts with a tag, e.g. a1 {}",
-                    hint(&word).map_or(word.clone(), |h| h.1.to_owned())
-                ),
-                _ => "Every command starts with a tag (any word, e.g. a1), then the command: a1 CAPABILITY".into(),
-            };
+            let text = untagged.unwrap_or_else(|| {
+                "Every command starts with a tag (any word, e.g. a1), then the command: a1 CAPABILITY".into()
+            });
             self.untagged_bad(&text, out);
             return;
         };
@@ -620,38 +620,23 @@ impl Session {
                 }
             }
         }
-        let reply = match name {
-            None if first_is_command => {
-                let word = first_upper.unwrap_or_default();
-                let example = hint(&word).map_or(word, |h| h.1.to_owned());
-                self.untagged_bad(
-                    &format!("Every command starts with a tag, e.g. a1 {example}"),
-                    out,
-                );
+        let known = name.as_deref().and_then(hint);
+        let reply = match (name, known, untagged) {
+            (Some(name), Some((needs, example)), _) => {
+                Reply::bad(format!("{name} needs {needs}, e.g. {example}"))
+            }
+            (_, _, Some(untagged)) => {
+                self.untagged_bad(&untagged, out);
                 return;
             }
-            None => Reply::bad(format!(
+            (None, _, None) => Reply::bad(format!(
                 "missing command after the tag, e.g. {} CAPABILITY",
                 tag.inner()
             )),
-            Some(name) => match hint(&name) {
-                Some((needs, example)) => {
-                    Reply::bad(format!("{name} needs {needs}, e.g. {example}"))
-                }
-                None if first_is_command => {
-                    let word = first_upper.unwrap_or_default();
-                    let example = hint(&word).map_or(word, |h| h.1.to_owned());
-                    self.untagged_bad(
-                        &format!("Every command starts with a tag, e.g. a1 {example}"),
-                        out,
-                    );
-                    return;
-                }
-                None => Reply::bad(format!(
-                    "unknown command \"{}\" (try CAPABILITY)",
-                    name.chars().take(40).collect::<String>()
-                )),
-            },
+            (Some(name), None, None) => Reply::bad(format!(
+                "unknown command \"{}\" (try CAPABILITY)",
+                name.chars().take(40).collect::<String>()
+            )),
         };
         self.finish(&tag, reply, true, out);
     }

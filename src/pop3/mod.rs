@@ -27,22 +27,14 @@ pub use connection::Pop3;
 /// The certificate or key cannot be used, the store is missing, an address cannot be bound,
 /// or the runtime cannot start.
 pub fn run(store: &Store, args: &ServePopArgs, format: Format) -> Result<ExitStatus> {
-    let setup = Setup::new(store, &args.server)?;
-    let endpoint = setup.bind(
-        PORTS,
-        (
-            args.port.unwrap_or(PORTS.default_port(args.server.demo)),
-            "--port",
-        ),
-        args.tls_port.map(|port| (port, "--tls-port")),
+    launch::run_alone(
+        store,
+        &args.server,
+        format,
+        ("pop3", PORTS),
+        (args.port, args.tls_port),
+        |setup, endpoint| server(setup, endpoint, args.idle_timeout, args.server.require_tls),
     )?;
-    setup.announce(format, &[("pop3", &endpoint)])?;
-    launch::run(vec![server(
-        &setup,
-        endpoint,
-        args.idle_timeout,
-        args.server.require_tls,
-    )])?;
     Ok(ExitStatus::Success)
 }
 

@@ -183,6 +183,31 @@ impl Setup {
     }
 }
 
+/// Run one protocol's server on its own (serve-pop, serve-imap, serve-smtp): check the
+/// options, bind `port` (its default from `ports` when not given) and `tls_port`, print the
+/// addresses, and serve with what `server` builds until SIGINT or SIGTERM.
+///
+/// # Errors
+/// The certificate or key cannot be used, the store is missing, an address cannot be bound,
+/// or the runtime cannot start.
+pub fn run_alone(
+    store: &Store,
+    options: &ServerOptions,
+    format: Format,
+    (protocol, ports): (&'static str, Ports),
+    (port, tls_port): (Option<u16>, Option<u16>),
+    server: impl FnOnce(&Setup, Endpoint) -> Server,
+) -> Result<()> {
+    let setup = Setup::new(store, options)?;
+    let endpoint = setup.bind(
+        ports,
+        (port.unwrap_or(ports.default_port(options.demo)), "--port"),
+        tls_port.map(|port| (port, "--tls-port")),
+    )?;
+    setup.announce(format, &[(protocol, &endpoint)])?;
+    run(vec![server(&setup, endpoint)])
+}
+
 /// A protocol's registered ports and the unprivileged ones to suggest instead.
 #[derive(Debug, Clone, Copy)]
 pub struct Ports {

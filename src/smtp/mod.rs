@@ -33,18 +33,22 @@ pub const IDLE_TIMEOUT: u64 = 300;
 /// The certificate or key cannot be used, the store is missing, an address cannot be bound,
 /// or the runtime cannot start.
 pub fn run(store: &Store, args: &ServeSmtpArgs, format: Format) -> Result<ExitStatus> {
-    let setup = Setup::new(store, &args.server)?;
-    let ports = if args.lmtp { LMTP_PORTS } else { SMTP_PORTS };
-    let port = args.port.unwrap_or(ports.default_port(args.server.demo));
-    let endpoint = setup.bind(
-        ports,
-        (port, "--port"),
-        args.tls_port.map(|port| (port, "--tls-port")),
+    let protocol = if args.lmtp {
+        ("lmtp", LMTP_PORTS)
+    } else {
+        ("smtp", SMTP_PORTS)
+    };
+    launch::run_alone(
+        store,
+        &args.server,
+        format,
+        protocol,
+        (args.port, args.tls_port),
+        |setup, endpoint| {
+            let config = session_config(setup, args.lmtp, args);
+            server(setup, endpoint, args.idle_timeout, config)
+        },
     )?;
-    let name = if args.lmtp { "lmtp" } else { "smtp" };
-    setup.announce(format, &[(name, &endpoint)])?;
-    let config = session_config(&setup, args.lmtp, args);
-    launch::run(vec![server(&setup, endpoint, args.idle_timeout, config)])?;
     Ok(ExitStatus::Success)
 }
 
