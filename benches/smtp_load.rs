@@ -415,9 +415,7 @@ fn main() {
             ""
         },
         cpu_model(),
-        fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        load.trim()
     );
     println!();
     println!("| server | messages/s (until all on disk) | p50 per message | p99 per message | on disk = sent |");
