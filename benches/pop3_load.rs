@@ -20,14 +20,16 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mailtool::store::{Store, UserName};
-use support::{rss_kib, ServePop};
+use support::{
+    cpu_model, cpu_seconds, group_cpu_seconds, pin, raise_file_limit, RssSampler, Serve,
+};
 
 const USERS: usize = 64;
 const MESSAGES: usize = 100;
@@ -313,69 +315,6 @@ fn load(
     into.client_cpu += cpu_seconds(std::process::id()) - client_cpu;
 }
 
-/// CPU time (user + system) of a process and its reaped children, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some((_, tail)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    // Fields 14-17 of stat(5): utime stime cutime cstime; `tail` starts at field 3.
-    let ticks: f64 = tail
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .filter_map(|t| t.parse::<f64>().ok())
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-/// CPU seconds of every process in a process group (Dovecot's master and all it forked;
-/// mail processes that already exited count through the master's reaped-children times).
-fn group_cpu_seconds(pgid: u32) -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let (_, tail) = s.rsplit_once(')')?;
-                    tail.split_whitespace().nth(2)?.parse::<u32>().ok()
-                })
-                == Some(pgid)
-        })
-        .map(cpu_seconds)
-        .sum()
-}
-
-fn raise_file_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
-    limit.rlim_cur
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 fn main() {
     let options = options();
     // Before any pinning, which would make this process see one CPU.
@@ -401,7 +340,12 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     eprintln!("Dovecot pop3-login service_count = {effective}");
-    let ours = ServePop::start(&ours_path, 20_000, &dir.path().join("serve-pop.log"));
+    let ours = Serve::start(
+        &ours_path,
+        &["serve-pop"],
+        20_000,
+        &dir.path().join("serve-pop.log"),
+    );
     let dovecot_addr: SocketAddr = ([127, 0, 0, 1], dovecot.pop3_port).into();
     if options.pin {
         // Every process of Dovecot's group (and, through inheritance, the ones it forks
@@ -492,18 +436,8 @@ fn main() {
     }
 }
 
-/// Bind every thread of process `pid` to one CPU (`taskset -a`).
-fn pin(pid: u32, cpu: usize) {
-    let status = Command::new("taskset")
-        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .expect("taskset (util-linux) runs");
-    assert!(status.success(), "taskset could not pin process {pid}");
-}
-
 /// RSS growth of serve-pop while one 100 MiB message is retrieved.
-fn big_message(store_path: &Path, server: &ServePop) {
+fn big_message(store_path: &Path, server: &Serve) {
     const SIZE: usize = 100 * 1024 * 1024;
     let store = Store::new(store_path);
     let name = UserName::parse("big").unwrap();
@@ -519,19 +453,7 @@ fn big_message(store_path: &Path, server: &ServePop) {
     }
     delivery.commit().unwrap();
 
-    let before = server.rss_kib();
-    let peak = Arc::new(AtomicU64::new(before));
-    let done = Arc::new(AtomicBool::new(false));
-    let pid = server.pid();
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let sampler = RssSampler::start(server.pid());
     let started = Instant::now();
     let mut client = Client::connect(server.addr).unwrap();
     client.command("USER big").unwrap();
@@ -550,9 +472,7 @@ fn big_message(store_path: &Path, server: &ServePop) {
         tail.drain(..keep);
     }
     let elapsed = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak = peak.load(Ordering::Relaxed);
+    let (before, peak) = sampler.stop();
     println!(
         "RETR of one 100 MiB message: {:.0} MB/s, serve-pop RSS {before} KiB before, peak {peak} KiB (growth {} KiB)",
         SIZE as f64 / 1e6 / elapsed.as_secs_f64(),
@@ -561,7 +481,7 @@ fn big_message(store_path: &Path, server: &ServePop) {
 }
 
 /// serve-pop's RSS with 10,000 idle (greeted, not logged in) connections.
-fn idle_connections(server: &ServePop, file_limit: u64) {
+fn idle_connections(server: &Serve, file_limit: u64) {
     const IDLE: usize = 10_000;
     if file_limit < IDLE as u64 + 100 {
         println!("idle connections: skipped (file limit {file_limit} < {IDLE}; raise ulimit -n)");

@@ -1,5 +1,6 @@
-//! What the POP3 benches share: `mailtool serve-pop` as a child process on a free loopback
-//! port, its memory as the kernel reports it in /proc, and what a latency percentile means.
+//! What the benches share: a `mailtool serve-*` server as a child process on a free loopback
+//! port, memory and CPU time as the kernel reports them in /proc, pinning to a CPU, what a
+//! latency percentile means, and the handling of the command line.
 //!
 //! The server is the binary cargo built for this bench (so `cargo bench` measures the release
 //! build), ready once it has printed the address it listens on, and killed when dropped so
@@ -14,23 +15,29 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-/// `mailtool --store STORE serve-pop --port 0`, killed on drop.
-pub struct ServePop {
+/// `mailtool --store STORE serve-... --port 0`, killed on drop.
+pub struct Serve {
     child: Child,
     pub addr: SocketAddr,
 }
 
-impl ServePop {
-    /// Start serve-pop on `store`, allowing `max_connections` in all and from one address
+impl Serve {
+    /// Start `mailtool --store STORE SERVE... --port 0` (`serve` such as `["serve-pop"]` or
+    /// `["serve-smtp", "--lmtp"]`), allowing `max_connections` in all and from one address
     /// (every bench client comes from 127.0.0.1), with its stderr in `log`, and wait until it
     /// listens.
-    pub fn start(store: &Path, max_connections: usize, log: &Path) -> ServePop {
+    pub fn start(store: &Path, serve: &[&str], max_connections: usize, log: &Path) -> Serve {
         let limit = max_connections.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_mailtool"))
             .arg("--store")
             .arg(store)
-            .args(["serve-pop", "--port", "0"])
+            .args(serve)
+            .args(["--port", "0"])
             .args([
                 "--max-connections",
                 &limit,
@@ -51,11 +58,12 @@ impl ServePop {
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| {
                 panic!(
-                    "serve-pop's first line is {line:?}, not `listening on ADDR:PORT` (its log: {})",
+                    "{}'s first line is {line:?}, not `listening on ADDR:PORT` (its log: {})",
+                    serve.join(" "),
                     log.display()
                 )
             });
-        ServePop { child, addr }
+        Serve { child, addr }
     }
 
     pub fn pid(&self) -> u32 {
@@ -80,7 +88,7 @@ impl ServePop {
     }
 }
 
-impl Drop for ServePop {
+impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -124,4 +132,124 @@ pub fn not_an_option(arg: &str, usage: &str) {
             std::process::exit(2);
         }
     }
+}
+
+/// The peak RSS of a process while something runs, sampled every 5 ms from /proc (VmHWM
+/// would hold the peak of the whole life of the process, not of this stretch).
+pub struct RssSampler {
+    before: u64,
+    peak: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl RssSampler {
+    /// Start sampling process `pid`.
+    pub fn start(pid: u32) -> RssSampler {
+        let before = rss_kib(pid);
+        let peak = Arc::new(AtomicU64::new(before));
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (peak, done) = (peak.clone(), done.clone());
+            thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                    thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        RssSampler {
+            before,
+            peak,
+            done,
+            thread,
+        }
+    }
+
+    /// Stop; returns the RSS at the start and the peak since, in KiB.
+    pub fn stop(self) -> (u64, u64) {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        (self.before, self.peak.load(Ordering::Relaxed))
+    }
+}
+
+/// CPU time (user + system) of a process and its reaped children, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, tail)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    // Fields 14-17 of stat(5): utime stime cutime cstime; `tail` starts at field 3.
+    let ticks: f64 = tail
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Live processes of process group `pgid` (a Dovecot's or Postfix's master and what it forked).
+pub fn group_pids(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let (_, tail) = s.rsplit_once(')')?;
+                    tail.split_whitespace().nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+/// CPU seconds of every process in a process group (processes that already exited count
+/// through their parent's reaped-children times).
+pub fn group_cpu_seconds(pgid: u32) -> f64 {
+    group_pids(pgid).into_iter().map(cpu_seconds).sum()
+}
+
+/// Raise the soft limit of open files to the hard limit; returns the new limit.
+pub fn raise_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    limit.rlim_cur
+}
+
+/// The CPU's model name from /proc/cpuinfo.
+pub fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// Bind every thread of process `pid` to one CPU (`taskset -a`); processes it forks later
+/// inherit the binding.
+pub fn pin(pid: u32, cpu: usize) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("taskset (util-linux) runs");
+    assert!(status.success(), "taskset could not pin process {pid}");
 }

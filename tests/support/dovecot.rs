@@ -179,22 +179,29 @@ impl Dovecot {
     /// zombie still owns its pid and process group id, so `Drop`'s group kill
     /// cannot hit an unrelated process that reused the number.
     fn master_exited(&self) -> bool {
-        // SAFETY: siginfo_t is plain data, valid when zeroed; waitid only
-        // writes into it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid, exclusively borrowed siginfo_t.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                self.master.id() as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        // With WNOHANG, si_pid stays 0 while the child is still running.
-        // SAFETY: reading a field of the initialised `info`.
-        rc != 0 || unsafe { info.si_pid() } != 0
+        exited(&self.master)
     }
+}
+
+/// Whether `child` has exited, checked without reaping it: an unreaped zombie still owns its
+/// pid and process group id, so a later group kill cannot hit an unrelated process that
+/// reused the number. Shared with the Postfix harness.
+pub fn exited(child: &Child) -> bool {
+    // SAFETY: siginfo_t is plain data, valid when zeroed; waitid only
+    // writes into it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, exclusively borrowed siginfo_t.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            child.id() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // With WNOHANG, si_pid stays 0 while the child is still running.
+    // SAFETY: reading a field of the initialised `info`.
+    rc != 0 || unsafe { info.si_pid() } != 0
 }
 
 impl Drop for Dovecot {
@@ -325,7 +332,7 @@ fn try_launch(
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("failed to run {}: {e}", dovecot.display()));
-    let watchdog = spawn_watchdog(master.id(), dir.path());
+    let watchdog = spawn_watchdog("dovecot-watchdog", master.id(), dir.path());
 
     // Built before the readiness check so that a failed start is cleaned up
     // by the same `Drop` as a successful one.
@@ -357,7 +364,7 @@ fn try_launch(
 
 /// `n` distinct ports that were free on 127.0.0.1 a moment ago; all
 /// listeners are held at once so the kernel cannot hand out one port twice.
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0"))
         .collect();
@@ -372,13 +379,14 @@ fn free_ports(n: usize) -> Vec<u16> {
 /// temp dir that `TempDir` no longer will. It joins that group so a terminal's
 /// Ctrl-C (sent to the test's group) cannot kill it first, and its membership
 /// keeps the pgid from being reused; it ignores the SIGTERM it sends itself.
-fn spawn_watchdog(master_pid: u32, dir: &Path) -> Option<(Child, ChildStdin)> {
+/// Shared with the Postfix harness; `name` shows in `ps`.
+pub fn spawn_watchdog(name: &str, master_pid: u32, dir: &Path) -> Option<(Child, ChildStdin)> {
     let script = r#"trap '' TERM; read line
 kill -TERM -"$1" 2>/dev/null; sleep 1; rm -rf "$2"; kill -KILL -"$1" 2>/dev/null"#;
     let mut child = Command::new("/bin/sh")
         .arg("-c")
         .arg(script)
-        .arg("dovecot-watchdog")
+        .arg(name)
         .arg(master_pid.to_string())
         .arg(dir)
         .stdin(Stdio::piped())
@@ -392,7 +400,7 @@ kill -TERM -"$1" 2>/dev/null; sleep 1; rm -rf "$2"; kill -KILL -"$1" 2>/dev/null
 }
 
 /// Live (non-zombie) processes in process group `pgid`, as (pid, comm).
-fn group_members(pgid: libc::pid_t) -> Vec<(libc::pid_t, String)> {
+pub fn group_members(pgid: libc::pid_t) -> Vec<(libc::pid_t, String)> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -1,5 +1,5 @@
 //! The shared test harness: hermetic `mailtool` commands, throwaway stores copied from
-//! `testdata/`, and (in `dovecot`) a real Dovecot on loopback.
+//! `testdata/`, and (in `dovecot`, `postfix`) a real Dovecot and Postfix on loopback.
 //!
 //! Every test works on its own temporary copy, so no test mutates the repository and tests
 //! can run in parallel.
@@ -10,6 +10,7 @@ pub mod dovecot;
 pub mod haproxy;
 pub mod imap;
 pub mod pop3;
+pub mod postfix;
 pub mod tls;
 pub mod transcript;
 
