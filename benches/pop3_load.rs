@@ -13,21 +13,21 @@
 //!
 //! `--seconds` is the measured time per server, split into `--rounds` alternating rounds.
 
-#[path = "../tests/support/dovecot.rs"]
-mod dovecot;
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mailtool::store::{Store, UserName};
-use support::{rss_kib, ServePop};
+use support::{
+    copy_tree, cpu_model, cpu_seconds, dovecot, group_cpu_seconds, pin, raise_file_limit, rss_kib,
+    Server,
+};
 
 const USERS: usize = 64;
 const MESSAGES: usize = 100;
@@ -76,25 +76,6 @@ fn options() -> Options {
     options
 }
 
-/// A message of exactly `size` octets with LF line ends, as a mail client would deliver it.
-fn message(user: usize, n: usize, size: usize) -> Vec<u8> {
-    let mut text = format!(
-        "Return-Path: <sender@example.org>\nFrom: Sender <sender@example.org>\n\
-         To: user{user} <user{user}@example.org>\nSubject: load test message {n}\n\
-         Date: Tue, 14 Nov 2023 23:13:21 +0100\nMessage-ID: <{user}.{n}@bench.example.org>\n\
-         MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n"
-    )
-    .into_bytes();
-    let line = b"The quick brown fox jumps over the lazy dog, again and again. 0123\n";
-    while text.len() + line.len() < size {
-        text.extend_from_slice(line);
-    }
-    let rest = size - text.len();
-    text.extend(std::iter::repeat_n(b'x', rest - 1));
-    text.push(b'\n');
-    text
-}
-
 fn build_store(root: &Path) -> Vec<(String, String)> {
     let store = Store::new(root);
     let started = Instant::now();
@@ -107,7 +88,7 @@ fn build_store(root: &Path) -> Vec<(String, String)> {
         let maildir = store.mailbox(&parsed).unwrap();
         for n in 0..MESSAGES {
             let mut delivery = maildir.deliver().unwrap();
-            delivery.write_all(&message(user, n, MESSAGE_SIZE)).unwrap();
+            delivery.write_all(&support::maildir::message(user, n, MESSAGE_SIZE)).unwrap();
             delivery.commit().unwrap();
         }
         users.push((name, password));
@@ -117,16 +98,6 @@ fn build_store(root: &Path) -> Vec<(String, String)> {
         started.elapsed()
     );
     users
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// One POP3 client connection, reading with a large buffer.
@@ -313,69 +284,6 @@ fn load(
     into.client_cpu += cpu_seconds(std::process::id()) - client_cpu;
 }
 
-/// CPU time (user + system) of a process and its reaped children, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some((_, tail)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    // Fields 14-17 of stat(5): utime stime cutime cstime; `tail` starts at field 3.
-    let ticks: f64 = tail
-        .split_whitespace()
-        .skip(11)
-        .take(4)
-        .filter_map(|t| t.parse::<f64>().ok())
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-/// CPU seconds of every process in a process group (Dovecot's master and all it forked;
-/// mail processes that already exited count through the master's reaped-children times).
-fn group_cpu_seconds(pgid: u32) -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let (_, tail) = s.rsplit_once(')')?;
-                    tail.split_whitespace().nth(2)?.parse::<u32>().ok()
-                })
-                == Some(pgid)
-        })
-        .map(cpu_seconds)
-        .sum()
-}
-
-fn raise_file_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
-    limit.rlim_cur
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 fn main() {
     let options = options();
     // Before any pinning, which would make this process see one CPU.
@@ -387,33 +295,20 @@ fn main() {
     let users = build_store(&ours_path);
     copy_tree(&ours_path, &theirs_path);
 
-    let tuning = "service pop3-login {\n  service_count = 0\n}\n\
-                  default_process_limit = 1024\ndefault_client_limit = 20000\n";
-    let Some(dovecot) = dovecot::Dovecot::start_with(&theirs_path, tuning) else {
+    let tuning = support::dovecot_tuning("pop3-login");
+    let Some(dovecot) = dovecot::Dovecot::start_with(&theirs_path, &tuning) else {
         eprintln!("Dovecot is not installed: nothing to compare with");
         return;
     };
-    let effective = Command::new("doveconf")
-        .arg("-c")
-        .arg(dovecot.conf_path())
-        .args(["-h", "service/pop3-login/service_count"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let effective =
+        support::dovecot_setting(dovecot.conf_path(), "service/pop3-login/service_count");
     eprintln!("Dovecot pop3-login service_count = {effective}");
-    let ours = ServePop::start(&ours_path, 20_000, &dir.path().join("serve-pop.log"));
+    let ours = Server::start("serve-pop", &ours_path, 20_000, &dir.path().join("serve-pop.log"));
     let dovecot_addr: SocketAddr = ([127, 0, 0, 1], dovecot.pop3_port).into();
     if options.pin {
         // Every process of Dovecot's group (and, through inheritance, the ones it forks
         // later), every thread of serve-pop, and this generator's threads-to-be.
-        let group = Command::new("pgrep")
-            .arg("-g")
-            .arg(dovecot.master_pid().to_string())
-            .output()
-            .unwrap();
-        for pid in String::from_utf8_lossy(&group.stdout).split_whitespace() {
-            pin(pid.parse().unwrap(), 0);
-        }
+        support::pin_group(dovecot.master_pid(), 0);
         pin(ours.pid(), 0);
         pin(std::process::id(), 1);
     }
@@ -492,18 +387,8 @@ fn main() {
     }
 }
 
-/// Bind every thread of process `pid` to one CPU (`taskset -a`).
-fn pin(pid: u32, cpu: usize) {
-    let status = Command::new("taskset")
-        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .expect("taskset (util-linux) runs");
-    assert!(status.success(), "taskset could not pin process {pid}");
-}
-
 /// RSS growth of serve-pop while one 100 MiB message is retrieved.
-fn big_message(store_path: &Path, server: &ServePop) {
+fn big_message(store_path: &Path, server: &Server) {
     const SIZE: usize = 100 * 1024 * 1024;
     let store = Store::new(store_path);
     let name = UserName::parse("big").unwrap();
@@ -561,7 +446,7 @@ fn big_message(store_path: &Path, server: &ServePop) {
 }
 
 /// serve-pop's RSS with 10,000 idle (greeted, not logged in) connections.
-fn idle_connections(server: &ServePop, file_limit: u64) {
+fn idle_connections(server: &Server, file_limit: u64) {
     const IDLE: usize = 10_000;
     if file_limit < IDLE as u64 + 100 {
         println!("idle connections: skipped (file limit {file_limit} < {IDLE}; raise ulimit -n)");

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use mailtool::store::{Store, UserName};
 use md5::{Digest, Md5};
-use support::ServePop;
+use support::Server;
 
 struct Options {
     users: usize,
@@ -401,7 +401,7 @@ fn main() {
     let mailboxes = Arc::new(build_store(&store_path, &options));
     let before = snapshot(&store_path);
     let log = dir.path().join("serve-pop.log");
-    let mut server = ServePop::start(&store_path, options.users * 2, &log);
+    let mut server = Server::start("serve-pop", &store_path, options.users * 2, &log);
     let rss_idle = server.rss_kib();
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,5 +1,7 @@
-//! What the POP3 benches share: `mailtool serve-pop` as a child process on a free loopback
-//! port, its memory as the kernel reports it in /proc, and what a latency percentile means.
+//! What the benches share: a mailtool server (`serve-pop`, `serve-imap`) as a child process
+//! on a free loopback port, Dovecot tuned alike for all of them, CPU time and memory as the
+//! kernel reports them in /proc, pinning to a CPU, and what a latency percentile means.
+//! [`imap`] is a small IMAP client for the load generators; [`maildir`] writes stores fast.
 //!
 //! The server is the binary cargo built for this bench (so `cargo bench` measures the release
 //! build), ready once it has printed the address it listens on, and killed when dropped so
@@ -9,28 +11,33 @@
 // Each bench compiles this module as its own and uses only part of it.
 #![allow(dead_code)]
 
+#[path = "../../tests/support/dovecot.rs"]
+pub mod dovecot;
+pub mod imap;
+pub mod maildir;
+
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 
-/// `mailtool --store STORE serve-pop --port 0`, killed on drop.
-pub struct ServePop {
+/// `mailtool --store STORE serve-pop|serve-imap --port 0`, killed on drop.
+pub struct Server {
     child: Child,
     pub addr: SocketAddr,
 }
 
-impl ServePop {
-    /// Start serve-pop on `store`, allowing `max_connections` in all and from one address
-    /// (every bench client comes from 127.0.0.1), with its stderr in `log`, and wait until it
-    /// listens.
-    pub fn start(store: &Path, max_connections: usize, log: &Path) -> ServePop {
+impl Server {
+    /// Start `command` (`serve-pop` or `serve-imap`) on `store`, allowing `max_connections`
+    /// in all and from one address (every bench client comes from 127.0.0.1), with its
+    /// stderr in `log`, and wait until it listens.
+    pub fn start(command: &str, store: &Path, max_connections: usize, log: &Path) -> Server {
         let limit = max_connections.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_mailtool"))
             .arg("--store")
             .arg(store)
-            .args(["serve-pop", "--port", "0"])
+            .args([command, "--port", "0"])
             .args([
                 "--max-connections",
                 &limit,
@@ -51,11 +58,11 @@ impl ServePop {
             .and_then(|addr| addr.parse().ok())
             .unwrap_or_else(|| {
                 panic!(
-                    "serve-pop's first line is {line:?}, not `listening on ADDR:PORT` (its log: {})",
+                    "{command}'s first line is {line:?}, not `listening on ADDR:PORT` (its log: {})",
                     log.display()
                 )
             });
-        ServePop { child, addr }
+        Server { child, addr }
     }
 
     pub fn pid(&self) -> u32 {
@@ -80,7 +87,7 @@ impl ServePop {
     }
 }
 
-impl Drop for ServePop {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -124,4 +131,143 @@ pub fn not_an_option(arg: &str, usage: &str) {
             std::process::exit(2);
         }
     }
+}
+
+/// CPU time (user + system) of a process, all its threads and its reaped children, in
+/// seconds; 0 when it is gone.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, tail)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    // Fields 14-17 of stat(5): utime stime cutime cstime; `tail` starts at field 3.
+    let ticks: f64 = tail
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// The live processes of process group `pgid`.
+pub fn group_pids(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let (_, tail) = s.rsplit_once(')')?;
+                    tail.split_whitespace().nth(2)?.parse::<u32>().ok()
+                })
+                == Some(pgid)
+        })
+        .collect()
+}
+
+/// The command name (`comm`) of process `pid`.
+pub fn process_name(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// CPU seconds of every process in a process group (Dovecot's master and all it forked;
+/// mail processes that already exited count through the master's reaped-children times).
+pub fn group_cpu_seconds(pgid: u32) -> f64 {
+    group_pids(pgid).into_iter().map(cpu_seconds).sum()
+}
+
+/// Bind every thread of process `pid` to one CPU (`taskset -a`).
+pub fn pin(pid: u32, cpu: usize) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("taskset (util-linux) runs");
+    assert!(status.success(), "taskset could not pin process {pid}");
+}
+
+/// Pin every process of Dovecot's group (and, through inheritance, the ones it forks later)
+/// to `cpu`.
+pub fn pin_group(pgid: u32, cpu: usize) {
+    for pid in group_pids(pgid) {
+        pin(pid, cpu);
+    }
+}
+
+/// Raise the soft limit of open files to the hard one; returns the new soft limit.
+pub fn raise_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    limit.rlim_cur
+}
+
+/// The CPU's model name from /proc/cpuinfo.
+pub fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The 1-minute load average, as the reports print it next to their figures.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `cp -a FROM TO`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The settings that make Dovecot as fast as its documentation advises for many short
+/// sessions, shared by every bench that compares with it: login processes that serve many
+/// connections (`service_count = 0`, "high-performance mode"), and process and client
+/// limits well above the bench's concurrency. `mail_fsync = optimized` is Dovecot's default,
+/// written out: it syncs a saved message before it is visible, as mailtool's delivery and
+/// APPEND do.
+pub fn dovecot_tuning(login_service: &str) -> String {
+    format!(
+        "service {login_service} {{\n  service_count = 0\n}}\n\
+         default_process_limit = 1024\ndefault_client_limit = 20000\n\
+         mail_fsync = optimized\n"
+    )
+}
+
+/// A setting as Dovecot reads it from `conf` (`doveconf -h`), to print next to the figures.
+pub fn dovecot_setting(conf: &Path, name: &str) -> String {
+    Command::new("doveconf")
+        .arg("-c")
+        .arg(conf)
+        .args(["-h", name])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
