@@ -111,10 +111,18 @@ pub fn bind(address: SocketAddr, option: &str, example: u16) -> Result<std::net:
 
 /// The multi-threaded runtime every server runs on.
 ///
+/// Sessions do their store work synchronously (small file operations, but also the fsyncs
+/// of a delivery, an APPEND or an expunge, several milliseconds each on a real disk), so a
+/// worker can be blocked for a while: with one worker per CPU, every fsync would stall the
+/// other sessions on that worker. Four per CPU (at least 8) keep them served; idle workers
+/// cost a parked thread each.
+///
 /// # Errors
 /// The runtime cannot start.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((cpus * 4).max(8))
         .enable_all()
         .build()
         .context("cannot start the async runtime")
