@@ -271,3 +271,22 @@ pub fn dovecot_setting(conf: &Path, name: &str) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
 }
+
+/// ESTABLISHED TCP connections whose local port is `port` (the server's side), from
+/// /proc/net/tcp and tcp6.
+pub fn established_connections(port: u16) -> usize {
+    let local_port = format!(":{port:04X}");
+    let mut count = 0;
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(table) = fs::read_to_string(path) else {
+            continue;
+        };
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() > 3 && fields[1].ends_with(&local_port) && fields[3] == "01" {
+                count += 1;
+            }
+        }
+    }
+    count
+}
