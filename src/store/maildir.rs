@@ -37,18 +37,26 @@ impl Folder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEntry {
     folder: Folder,
-    file_name: String,
-    /// Delivery time from the name (seconds, microseconds), else the file's mtime.
-    time: (u64, u64),
+    file_name: Box<str>,
+    /// Where the `:info` part of the name starts (its length when it has none): base and flags
+    /// are sliced, not searched, as sessions ask for them per message and per command.
+    info: u32,
+    // Nothing else: every IMAP session holds one entry per message of its mailbox, so an
+    // entry is kept at 24 octets and its name (the delivery time is read from the name when
+    // the Maildir is listed).
+}
+
+/// Where the `:info` part of `name` starts, or its length.
+fn info_start(name: &str) -> u32 {
+    memchr::memchr(b':', name.as_bytes()).unwrap_or(name.len()) as u32
 }
 
 impl MessageEntry {
     pub(super) fn from_name(folder: Folder, file_name: String) -> Self {
-        let time = time_from_name(&file_name).unwrap_or((u64::MAX, 0));
         MessageEntry {
             folder,
-            file_name,
-            time,
+            info: info_start(&file_name),
+            file_name: file_name.into_boxed_str(),
         }
     }
 
@@ -62,9 +70,7 @@ impl MessageEntry {
 
     /// The name without the `:2,flags` info: stable across flag changes.
     pub fn base(&self) -> &str {
-        self.file_name
-            .split_once(':')
-            .map_or(&self.file_name, |(base, _)| base)
+        &self.file_name[..self.info as usize]
     }
 
     /// The unique part of the name, before any `,field=` or `:info`.
@@ -75,9 +81,14 @@ impl MessageEntry {
 
     /// The flag letters after `:2,` (Maildir keeps them sorted).
     pub fn flags(&self) -> &str {
-        self.file_name
-            .split_once(":2,")
-            .map_or("", |(_, flags)| flags)
+        match self.file_name[self.info as usize..].strip_prefix(":2,") {
+            Some(flags) => flags,
+            // Some other info first: the flags follow the first `:2,`, if any.
+            None => self
+                .file_name
+                .split_once(":2,")
+                .map_or("", |(_, flags)| flags),
+        }
     }
 
     pub fn has_flag(&self, flag: char) -> bool {
@@ -106,20 +117,22 @@ impl MessageEntry {
             .find_map(|field| field.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
     }
 
-    /// The delivery time used to order the mailbox: (seconds, microseconds) since the epoch.
+    /// The delivery time in the name, which orders the mailbox: (seconds, microseconds)
+    /// since the epoch; `(u64::MAX, 0)` for a name without one ([`Maildir::list`] then
+    /// orders it by its file's mtime).
     pub fn delivery_time(&self) -> (u64, u64) {
-        self.time
+        time_from_name(&self.file_name).unwrap_or((u64::MAX, 0))
     }
 
     /// The message's path relative to the Maildir.
     pub fn relative_path(&self) -> PathBuf {
-        Path::new(self.folder.dir_name()).join(&self.file_name)
+        Path::new(self.folder.dir_name()).join(&*self.file_name)
     }
 }
 
 /// Dovecot's delivery order: seconds, then microseconds, then the name.
-fn compare_delivery(a: &MessageEntry, b: &MessageEntry) -> Ordering {
-    a.time.cmp(&b.time).then_with(|| a.base().cmp(b.base()))
+fn compare_delivery(a: &((u64, u64), MessageEntry), b: &((u64, u64), MessageEntry)) -> Ordering {
+    a.0.cmp(&b.0).then_with(|| a.1.base().cmp(b.1.base()))
 }
 
 /// `(secs, usecs)` from `<secs>.M<usecs>...`; usecs is 0 when absent.
@@ -232,22 +245,21 @@ impl Maildir {
                     Ok(kind) if kind.is_file() => {}
                     _ => continue,
                 }
-                let mut entry = MessageEntry::from_name(folder, name);
-                if entry.time.0 == u64::MAX {
-                    entry.time = item
-                        .metadata()
+                let entry = MessageEntry::from_name(folder, name);
+                let time = time_from_name(entry.file_name()).unwrap_or_else(|| {
+                    item.metadata()
                         .ok()
                         .and_then(|m| m.modified().ok())
                         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                         .map_or((u64::MAX, 0), |d| {
                             (d.as_secs(), u64::from(d.subsec_micros()))
-                        });
-                }
-                entries.push(entry);
+                        })
+                });
+                entries.push((time, entry));
             }
         }
         entries.sort_by(compare_delivery);
-        Ok(entries)
+        Ok(entries.into_iter().map(|(_, entry)| entry).collect())
     }
 
     /// Find a message again after another process renamed it (new flags, or moved to `cur/`).
@@ -310,8 +322,8 @@ impl Maildir {
         let flags = normalize_flags(flags);
         let target = MessageEntry {
             folder: Folder::Cur,
-            file_name: format!("{}:2,{flags}", entry.base()),
-            time: entry.time,
+            file_name: format!("{}:2,{flags}", entry.base()).into_boxed_str(),
+            info: entry.info,
         };
         if &target == entry {
             return Ok(target);
@@ -528,7 +540,7 @@ impl Delivery {
             MessageEntry::from_name(Folder::Cur, format!("{base}:2,{flags}"))
         };
         let dir = self.root.join(entry.folder.dir_name());
-        let final_path = dir.join(&entry.file_name);
+        let final_path = dir.join(&*entry.file_name);
         // A hard link never replaces an existing file, unlike rename.
         let linked = fs::hard_link(&self.tmp_path, &final_path);
         let _ = fs::remove_file(&self.tmp_path);
@@ -622,14 +634,15 @@ mod tests {
 
     #[test]
     fn delivery_order_is_time_then_microseconds_then_name() {
-        let mut list = [
+        let list = [
             entry(Folder::New, "1700000002.M5P1.h"),
             entry(Folder::Cur, "1700000001.M900P1.h:2,S"),
             entry(Folder::New, "1700000001.M90P2.h"),
             entry(Folder::New, "1700000001.M90P1.h"),
         ];
+        let mut list = list.map(|e| (e.delivery_time(), e));
         list.sort_by(compare_delivery);
-        let names: Vec<_> = list.iter().map(MessageEntry::unique).collect();
+        let names: Vec<_> = list.iter().map(|(_, e)| e.unique()).collect();
         assert_eq!(
             names,
             [

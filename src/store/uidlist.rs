@@ -183,15 +183,10 @@ impl UidList {
         recent: &HashSet<String>,
     ) -> Snapshot {
         let mut messages = Vec::with_capacity(entries.len());
-        let mut seen = HashSet::with_capacity(entries.len());
         for entry in entries {
             let Some(&uid) = uids.get(entry.base()) else {
                 continue;
             };
-            if !seen.insert(uid) {
-                // The same message under two names (new/ and cur/ mid-rename): once.
-                continue;
-            }
             let is_recent = !recent.is_empty() && recent.contains(entry.base());
             messages.push(UidMessage {
                 uid,
@@ -199,7 +194,11 @@ impl UidList {
                 recent: is_recent,
             });
         }
-        messages.sort_unstable_by_key(|m| m.uid);
+        // Stable, and linear on the usual listing, which is in UID order already; then the
+        // same message under two names (new/ and cur/ mid-rename) is kept once, as listed
+        // first.
+        messages.sort_by_key(|m| m.uid);
+        messages.dedup_by_key(|m| m.uid);
         Snapshot {
             uid_validity: self.uid_validity,
             uid_next: self.next_uid,
