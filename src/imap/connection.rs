@@ -11,8 +11,11 @@ use super::session::{Action, Session, SessionConfig};
 use crate::server::{Conn, Driver, End, Stream, TlsMode};
 use crate::store::Store;
 
-/// Bytes read from a client at a time: commands are short, and APPEND data arrives in
-/// chunks of this size straight into the message file.
+/// Bytes read from a client at a time while it sends commands, which are short: what an
+/// idle connection holds (ten thousand of them must fit in little memory).
+const READ_SMALL: usize = 1024;
+/// Bytes read at a time once a read filled the small buffer (APPEND data, which goes in
+/// chunks of this size straight into the message file), until a read comes back small.
 const READ_CHUNK: usize = 16 * 1024;
 /// How often an IDLE session looks for changes.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -75,7 +78,7 @@ enum Stop {
 
 /// Drive the session until the connection ends or the session asks for TLS.
 async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; READ_SMALL];
     loop {
         let action = session.next(&mut conn.out);
         report(conn, session);
@@ -84,6 +87,11 @@ async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
             Action::NeedInput => match read(conn, session, &mut buf).await {
                 Ok(n) => {
                     session.receive(&buf[..n]);
+                    if n == buf.len() && n < READ_CHUNK {
+                        buf = vec![0u8; READ_CHUNK];
+                    } else if n < READ_SMALL && buf.len() > READ_SMALL {
+                        buf = vec![0u8; READ_SMALL];
+                    }
                     Ok(())
                 }
                 Err(end) => Err(end),
@@ -118,6 +126,10 @@ async fn read<S: Stream>(
     buf: &mut [u8],
 ) -> Result<usize, End> {
     conn.flush().await?;
+    // Waiting may take minutes: hold no large buffer meanwhile (a FETCH's grows to 64 KiB).
+    if conn.out.capacity() > 4 * READ_SMALL {
+        conn.out = Vec::with_capacity(READ_SMALL);
+    }
     let idle_timeout = conn.config().idle_timeout;
     let started = tokio::time::Instant::now();
     loop {
