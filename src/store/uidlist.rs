@@ -182,28 +182,13 @@ impl UidList {
         entries: Vec<MessageEntry>,
         recent: &HashSet<String>,
     ) -> Snapshot {
-        let mut messages = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let Some(&uid) = uids.get(entry.base()) else {
-                continue;
-            };
-            let is_recent = !recent.is_empty() && recent.contains(entry.base());
-            messages.push(UidMessage {
-                uid,
-                entry,
-                recent: is_recent,
-            });
-        }
-        // Stable, and linear on the usual listing, which is in UID order already; then the
-        // same message under two names (new/ and cur/ mid-rename) is kept once, as listed
-        // first.
-        messages.sort_by_key(|m| m.uid);
-        messages.dedup_by_key(|m| m.uid);
-        Snapshot {
-            uid_validity: self.uid_validity,
-            uid_next: self.next_uid,
-            messages,
-        }
+        snapshot(
+            self.uid_validity,
+            self.next_uid,
+            |base| uids.get(base).copied(),
+            entries,
+            recent,
+        )
     }
 
     fn header_line(&self) -> String {
@@ -220,6 +205,107 @@ impl UidList {
         line.push('\n');
         line
     }
+}
+
+/// The listed messages that have a UID (`uid_of` their base name), in UID order.
+fn snapshot(
+    uid_validity: u32,
+    uid_next: u32,
+    uid_of: impl Fn(&str) -> Option<u32>,
+    entries: Vec<MessageEntry>,
+    recent: &HashSet<String>,
+) -> Snapshot {
+    let mut messages = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(uid) = uid_of(entry.base()) else {
+            continue;
+        };
+        let is_recent = !recent.is_empty() && recent.contains(entry.base());
+        messages.push(UidMessage {
+            uid,
+            entry,
+            recent: is_recent,
+        });
+    }
+    // Stable, so that the same message under two names (new/ and cur/ mid-rename) is kept
+    // once, as listed first (new/ is listed first).
+    messages.sort_by_key(|m| m.uid);
+    messages.dedup_by_key(|m| m.uid);
+    Snapshot {
+        uid_validity,
+        uid_next,
+        messages,
+    }
+}
+
+/// FxHash (as in rustc): hashing the base names of a large mailbox with SipHash costs more
+/// than listing it. The names come from the user's own Maildir, so the worst a crafted set
+/// of names can do is slow down that user's own sessions.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 octets")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// A clean uidlist read for lookups only: base name to UID, borrowed from the file's text.
+struct QuickList<'a> {
+    uid_validity: u32,
+    next_uid: u32,
+    uids: FastMap<&'a str, u32>,
+}
+
+/// Read `text` as [`UidList::parse`] does, but only when nothing in it would need a rewrite
+/// (version 3 with a GUID, every line whole and readable, UIDs ascending, no name twice):
+/// then no record is copied. `None` sends the caller to the full parse.
+fn quick_parse(text: &str) -> Option<QuickList<'_>> {
+    let text = text.strip_suffix('\n')?;
+    let mut lines = text.split('\n');
+    let header = parse_header(lines.next()?)?;
+    if header.version != 3 || header.guid.is_none() {
+        return None;
+    }
+    let mut uids = FastMap::with_capacity_and_hasher(text.len() / 40, Default::default());
+    let mut max_uid = 0;
+    for line in lines {
+        let (uid, _, base) = parse_record(line)?;
+        if uid <= max_uid || uids.insert(base, uid).is_some() {
+            return None;
+        }
+        max_uid = uid;
+    }
+    Some(QuickList {
+        uid_validity: header.uid_validity,
+        next_uid: header.next_uid.max(max_uid.saturating_add(1)),
+        uids,
+    })
 }
 
 fn push_record(out: &mut String, record: &Record) {
@@ -438,10 +524,16 @@ impl Maildir {
     }
 
     fn read_uidlist(&self) -> Result<UidList> {
+        let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
+        Ok(UidList::parse(&String::from_utf8_lossy(&bytes)))
+    }
+
+    /// The uidlist's octets; `None` when there is none.
+    fn read_uidlist_bytes(&self) -> Result<Option<Vec<u8>>> {
         let path = self.uidlist_path();
         match fs::read(&path) {
-            Ok(bytes) => Ok(UidList::parse(&String::from_utf8_lossy(&bytes))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(UidList::parse("")),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", path, e)),
         }
     }
@@ -518,8 +610,10 @@ impl Maildir {
     pub fn sync_uids(&self, take_recent: bool) -> Result<Snapshot> {
         // Read before listing: then every line of a file we did not list names a file that
         // was gone when we looked (or was being renamed: see `sync_locked`).
-        let list = self.read_uidlist()?;
-        let mut entries = self.list()?;
+        let bytes = self.read_uidlist_bytes()?;
+        // In directory order: the snapshot is in UID order, and only new UIDs need the
+        // delivery order.
+        let mut entries = self.list_unordered()?;
         let mut recent = HashSet::new();
         if take_recent {
             let mut raced = false;
@@ -546,10 +640,24 @@ impl Maildir {
                 self.sync()?;
             }
             if raced {
-                entries = self.list()?;
+                entries = self.list_unordered()?;
             }
         }
-        {
+        let text = bytes.as_deref().map(std::str::from_utf8);
+        if let Some(quick) = text.and_then(Result::ok).and_then(quick_parse) {
+            if entries.iter().all(|e| quick.uids.contains_key(e.base())) {
+                return Ok(snapshot(
+                    quick.uid_validity,
+                    quick.next_uid,
+                    |base| quick.uids.get(base).copied(),
+                    entries,
+                    &recent,
+                ));
+            }
+        } else {
+            // Not clean (or not UTF-8): read it as the full parse does, which tells whether
+            // it must be rewritten.
+            let list = UidList::parse(&String::from_utf8_lossy(bytes.as_deref().unwrap_or(b"")));
             let uids = list.index();
             if list.exists
                 && !list.needs_rewrite
@@ -558,6 +666,7 @@ impl Maildir {
                 return Ok(list.snapshot(&uids, entries, &recent));
             }
         }
+        let entries = self.in_delivery_order(entries);
         let _lock = self.lock_uidlist()?;
         let mut list = self.read_uidlist()?;
         self.assign_locked(&mut list, &entries)?;
@@ -693,6 +802,40 @@ impl Maildir {
 mod tests {
     use super::*;
     use std::fs::File;
+
+    #[test]
+    fn quick_parse_agrees_with_the_full_parse_or_declines() {
+        let guid = "0123456789abcdef0123456789abcdef";
+        let texts = [
+            format!("3 V7 N4 G{guid}\n1 :a\n2 S12 W14 :b\n3 :c\n"),
+            format!("3 V7 N2 G{guid}\n1 :a\n5 :b\n"),
+            format!("3 V7 N4 G{guid}\n1 :a\n2 :b\n3 :c"),
+            format!("3 V7 N4 G{guid}\n2 :a\n1 :b\n"),
+            format!("3 V7 N4 G{guid}\n1 :a\n2 :a\n"),
+            format!("3 V7 N4 G{guid}\n1 :a\n\n2 :b\n"),
+            format!("3 V7 N4 G{guid}\n1 :a/b\n"),
+            "3 V7 N4\n1 :a\n".to_owned(),
+            "1 7 4\n1 :a\n".to_owned(),
+            format!("3 V7 N4 G{guid}\n"),
+            String::new(),
+        ];
+        for text in &texts {
+            let full = UidList::parse(text);
+            match quick_parse(text) {
+                Some(quick) => {
+                    assert!(full.exists && !full.needs_rewrite, "{text:?}");
+                    assert_eq!(
+                        (quick.uid_validity, quick.next_uid),
+                        (full.uid_validity, full.next_uid),
+                        "{text:?}"
+                    );
+                    let quick: HashMap<&str, u32> = quick.uids.into_iter().collect();
+                    assert_eq!(quick, full.index(), "{text:?}");
+                }
+                None => assert!(!full.exists || full.needs_rewrite, "{text:?}"),
+            }
+        }
+    }
 
     fn maildir() -> (tempfile::TempDir, Maildir) {
         let dir = tempfile::tempdir().unwrap();
