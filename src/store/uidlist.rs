@@ -207,11 +207,12 @@ impl UidList {
     }
 }
 
-/// The listed messages that have a UID (`uid_of` their base name), in UID order.
+/// The listed messages that have a UID (`uid_of` their base name, asked once per entry, in
+/// order), in UID order.
 fn snapshot(
     uid_validity: u32,
     uid_next: u32,
-    uid_of: impl Fn(&str) -> Option<u32>,
+    mut uid_of: impl FnMut(&str) -> Option<u32>,
     entries: Vec<MessageEntry>,
     recent: &HashSet<String>,
 ) -> Snapshot {
@@ -238,19 +239,24 @@ fn snapshot(
     }
 }
 
-/// FxHash (as in rustc): hashing the base names of a large mailbox with SipHash costs more
-/// than listing it. The names come from the user's own Maildir, so the worst a crafted set
-/// of names can do is slow down that user's own sessions.
+/// A fast hash of base names (a folded multiply per word, as foldhash and wyhash do):
+/// hashing the names of a large mailbox with SipHash costs more than listing it. Lookups
+/// trust a matching 64-bit hash only after comparing the name, so a collision (FxHash's
+/// rotate-and-multiply gave one within 100,000 names like ours) only costs a full parse.
+/// The names come from the user's own Maildir, so the worst a crafted set of names can do
+/// is slow down that user's own sessions.
 #[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
+struct NameHasher(u64);
 
-impl FxHasher {
+impl NameHasher {
     fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        let product = u128::from(self.0 ^ word ^ 0x243f_6a88_85a3_08d3)
+            * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 }
 
-impl std::hash::Hasher for FxHasher {
+impl std::hash::Hasher for NameHasher {
     fn write(&mut self, bytes: &[u8]) {
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
@@ -273,30 +279,73 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+/// The hash of a base name.
+fn name_hash(name: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = NameHasher(name.len() as u64);
+    hasher.write(name.as_bytes());
+    hasher.finish()
+}
 
-/// A clean uidlist read for lookups only: base name to UID, borrowed from the file's text.
+/// A hasher for keys that are hashes already.
+#[derive(Default, Clone, Copy)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A clean uidlist read for lookups only. Its map holds, per base name's hash, the UID and
+/// where the name is in the file's text (nothing is copied); a lookup checks the name there.
+/// Small entries with no pointer to follow but one: at 100,000 messages, lookups in a map
+/// of `&str` keys spent most of a SELECT waiting for memory.
 struct QuickList<'a> {
     uid_validity: u32,
     next_uid: u32,
-    uids: FastMap<&'a str, u32>,
+    text: &'a str,
+    /// Name hash to (UID, offset of the name in `text`, its length).
+    uids: HashMap<u64, (u32, u32, u32), std::hash::BuildHasherDefault<Prehashed>>,
+}
+
+impl QuickList<'_> {
+    fn uid_of(&self, base: &str) -> Option<u32> {
+        let &(uid, start, len) = self.uids.get(&name_hash(base))?;
+        let at = start as usize;
+        (self.text.get(at..at + len as usize) == Some(base)).then_some(uid)
+    }
 }
 
 /// Read `text` as [`UidList::parse`] does, but only when nothing in it would need a rewrite
 /// (version 3 with a GUID, every line whole and readable, UIDs ascending, no name twice):
-/// then no record is copied. `None` sends the caller to the full parse.
+/// then no record is copied. `None` sends the caller to the full parse (as does the rare
+/// pair of names with one hash).
 fn quick_parse(text: &str) -> Option<QuickList<'_>> {
-    let text = text.strip_suffix('\n')?;
-    let mut lines = text.split('\n');
+    let body = text.strip_suffix('\n')?;
+    let mut lines = body.split('\n');
     let header = parse_header(lines.next()?)?;
     if header.version != 3 || header.guid.is_none() {
         return None;
     }
-    let mut uids = FastMap::with_capacity_and_hasher(text.len() / 40, Default::default());
+    let mut uids = HashMap::with_capacity_and_hasher(body.len() / 40, Default::default());
     let mut max_uid = 0;
     for line in lines {
         let (uid, _, base) = parse_record(line)?;
-        if uid <= max_uid || uids.insert(base, uid).is_some() {
+        // `base` is a slice of `text`: its offset is its pointer's distance from the start.
+        let start = u32::try_from(base.as_ptr() as usize - text.as_ptr() as usize).ok()?;
+        let len = u32::try_from(base.len()).ok()?;
+        if uid <= max_uid || uids.insert(name_hash(base), (uid, start, len)).is_some() {
             return None;
         }
         max_uid = uid;
@@ -304,6 +353,7 @@ fn quick_parse(text: &str) -> Option<QuickList<'_>> {
     Some(QuickList {
         uid_validity: header.uid_validity,
         next_uid: header.next_uid.max(max_uid.saturating_add(1)),
+        text,
         uids,
     })
 }
@@ -645,11 +695,14 @@ impl Maildir {
         }
         let text = bytes.as_deref().map(std::str::from_utf8);
         if let Some(quick) = text.and_then(Result::ok).and_then(quick_parse) {
-            if entries.iter().all(|e| quick.uids.contains_key(e.base())) {
+            // One lookup per message; all must have a UID, else new ones are due.
+            let found: Option<Vec<u32>> = entries.iter().map(|e| quick.uid_of(e.base())).collect();
+            if let Some(found) = found {
+                let mut found = found.into_iter();
                 return Ok(snapshot(
                     quick.uid_validity,
                     quick.next_uid,
-                    |base| quick.uids.get(base).copied(),
+                    |_| found.next(),
                     entries,
                     &recent,
                 ));
@@ -829,8 +882,11 @@ mod tests {
                         (full.uid_validity, full.next_uid),
                         "{text:?}"
                     );
-                    let quick: HashMap<&str, u32> = quick.uids.into_iter().collect();
-                    assert_eq!(quick, full.index(), "{text:?}");
+                    assert_eq!(quick.uids.len(), full.records.len(), "{text:?}");
+                    for record in &full.records {
+                        assert_eq!(quick.uid_of(&record.base), Some(record.uid), "{text:?}");
+                    }
+                    assert_eq!(quick.uid_of("z"), None);
                 }
                 None => assert!(!full.exists || full.needs_rewrite, "{text:?}"),
             }
