@@ -373,7 +373,7 @@ impl Maildir {
         for folder in [Folder::New, Folder::Cur] {
             let dir = self.root.join(folder.dir_name());
             File::open(&dir)
-                .and_then(|d| d.sync_all())
+                .and_then(|d| super::blocking(|| d.sync_all()))
                 .map_err(|e| StoreError::io("sync", dir, e))?;
         }
         Ok(())
@@ -542,7 +542,7 @@ impl Delivery {
             file.set_modified(received)
                 .map_err(|e| StoreError::io("set the received time of", &self.tmp_path, e))?;
         }
-        file.sync_all()
+        super::blocking(|| file.sync_all())
             .map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
         drop(file);
         let mut base = format!("{},S={}", self.unique, self.size);
@@ -585,7 +585,7 @@ fn normalize_flags(flags: &str) -> String {
 
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
-        .and_then(|d| d.sync_all())
+        .and_then(|d| super::blocking(|| d.sync_all()))
         .map_err(|e| StoreError::io("sync", dir, e))
 }
 

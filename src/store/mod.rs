@@ -397,3 +397,18 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| StoreError::io("set permissions on", path, e))
 }
+
+/// Run `f`, which waits for the disk (an fsync), telling the async runtime first when it
+/// runs on one of its workers: the servers' sessions call the store from their tasks, and
+/// an fsync of several milliseconds would otherwise stall every other session of that
+/// worker. The runtime hands the worker's other tasks to a spare thread meanwhile
+/// (`block_in_place`). Outside a multi-threaded runtime (the command-line tools, tests,
+/// `spawn_blocking`) it just runs `f`.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

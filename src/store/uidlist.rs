@@ -611,7 +611,7 @@ impl Maildir {
                 .open(&path)
                 .map_err(|e| StoreError::io("open", &path, e))?;
             file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_data())
+                .and_then(|()| super::blocking(|| file.sync_data()))
                 .map_err(|e| StoreError::io("append to", &path, e))?;
             return Ok(());
         }
@@ -636,7 +636,7 @@ impl Maildir {
             .open(&tmp)
             .map_err(|e| StoreError::io("create", &tmp, e))?;
         file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_data())
+            .and_then(|()| super::blocking(|| file.sync_data()))
             .map_err(|e| StoreError::io("write", &tmp, e))?;
         drop(file);
         let path = self.uidlist_path();
