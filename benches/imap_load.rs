@@ -350,8 +350,8 @@ fn idle_round(
                     let mut client =
                         Client::login(addr, 16 * 1024, &format!("user{user}"), &password)?;
                     let mut exists = client.command("SELECT INBOX")?.exists().unwrap_or(0);
-                    client.set_read_timeout(Some(Duration::from_millis(100)))?;
                     let mut tag = client.idle()?;
+                    client.set_read_timeout(Some(Duration::from_millis(100)))?;
                     ready.wait();
                     while !stop.load(Ordering::Relaxed) {
                         let Some(item) = client.next_untagged()? else {

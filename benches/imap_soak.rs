@@ -287,8 +287,9 @@ fn idle_session(addr: SocketAddr, index: usize, user: &User, stop: &AtomicBool) 
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        client.set_read_timeout(Some(Duration::from_millis(200)))?;
         let tag = client.idle()?;
+        // Short reads only once IDLE is on: the `+` itself may take a while under load.
+        client.set_read_timeout(Some(Duration::from_millis(200)))?;
         let started = Instant::now();
         let mut woken = false;
         while !woken && started.elapsed() < Duration::from_secs(5) && !stop.load(Ordering::Relaxed) {

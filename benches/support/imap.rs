@@ -177,13 +177,18 @@ impl Client {
     }
 
     fn read_line(&mut self) -> io::Result<()> {
-        self.line.clear();
-        let n = self.reader.read_until(b'\n', &mut self.line)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+        // A read timeout (while idling) may leave half a line read: keep it for the next call.
+        if self.line.ends_with(b"\n") {
+            self.line.clear();
         }
-        self.received += n as u64;
-        Ok(())
+        let before = self.line.len();
+        let result = self.reader.read_until(b'\n', &mut self.line);
+        self.received += (self.line.len() - before) as u64;
+        match result {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// The length of a literal announced at the end of the current line.
