@@ -20,8 +20,13 @@
 //!
 //! ```text
 //! cargo bench --bench imap_load -- [--seconds 10] [--clients 16] [--rounds 10] [--pin]
-//!     [--idle-seconds 6] [--idle-clients 64] [--only sessions|idle]
+//!     [--idle-seconds 6] [--idle-clients 64] [--only sessions|idle] [--dovecot-reuse]
 //! ```
+//!
+//! Dovecot runs as the shared bench support tunes it (`support::dovecot_tuning`): login
+//! processes in high-performance mode, raised limits, `mail_fsync = optimized`, and one `imap`
+//! process per session, its default. `--dovecot-reuse` lets each `imap` process serve 100
+//! sessions, with 4 kept ready.
 
 mod support;
 
@@ -51,9 +56,12 @@ struct Options {
     idle_clients: usize,
     sessions: bool,
     idle: bool,
+    /// Also let Dovecot reuse its `imap` processes (`service_count = 100`, a few kept ready),
+    /// as its documentation suggests when all users share one system user.
+    dovecot_reuse: bool,
 }
 
-const USAGE: &str = "cargo bench --bench imap_load -- [--seconds 10] [--clients 16] [--rounds 10] [--pin] [--idle-seconds 6] [--idle-clients 64] [--only sessions|idle]";
+const USAGE: &str = "cargo bench --bench imap_load -- [--seconds 10] [--clients 16] [--rounds 10] [--pin] [--idle-seconds 6] [--idle-clients 64] [--only sessions|idle] [--dovecot-reuse]";
 
 fn options() -> Options {
     let mut options = Options {
@@ -65,6 +73,7 @@ fn options() -> Options {
         idle_clients: USERS,
         sessions: true,
         idle: true,
+        dovecot_reuse: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -74,6 +83,7 @@ fn options() -> Options {
             "--clients" => options.clients = value().parse().expect("--clients N"),
             "--rounds" => options.rounds = value().parse().expect("--rounds N"),
             "--pin" => options.pin = true,
+            "--dovecot-reuse" => options.dovecot_reuse = true,
             "--idle-seconds" => {
                 options.idle_seconds = value().parse().expect("--idle-seconds SECS")
             }
@@ -456,14 +466,18 @@ fn main() {
     );
     support::copy_tree(&ours_path, &theirs_path);
 
-    let tuning = support::dovecot_tuning("imap-login");
+    let mut tuning = support::dovecot_tuning("imap-login");
+    if options.dovecot_reuse {
+        tuning.push_str("service imap {\n  service_count = 100\n  process_min_avail = 4\n}\n");
+    }
     let Some(dovecot) = dovecot::Dovecot::start_with(&theirs_path, &tuning) else {
         eprintln!("Dovecot is not installed: nothing to compare with");
         return;
     };
     eprintln!(
-        "Dovecot imap-login service_count = {}, mail_fsync = {}",
+        "Dovecot imap-login service_count = {}, imap service_count = {}, mail_fsync = {}",
         support::dovecot_setting(dovecot.conf_path(), "service/imap-login/service_count"),
+        support::dovecot_setting(dovecot.conf_path(), "service/imap/service_count"),
         support::dovecot_setting(dovecot.conf_path(), "mail_fsync")
     );
     let ours = Server::start("serve-imap", &ours_path, 20_000, &dir.path().join("serve-imap.log"));
@@ -487,9 +501,14 @@ fn main() {
     };
 
     println!(
-        "imap_load: {USERS} users x {MESSAGES} messages of {MESSAGE_SIZE} octets{}; {nproc} CPUs ({}), load average {} at the start",
+        "imap_load: {USERS} users x {MESSAGES} messages of {MESSAGE_SIZE} octets{}{}; {nproc} CPUs ({}), load average {} at the start",
         if options.pin {
             ", servers pinned to CPU 0 and clients to CPU 1"
+        } else {
+            ""
+        },
+        if options.dovecot_reuse {
+            ", Dovecot reusing imap processes"
         } else {
             ""
         },
