@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of `mailtool imap-unread` against a real Dovecot.
+"""Side-by-side benchmark of `mailtool imap-unread` against a real Dovecot, and of both
+servers: Dovecot and mailtool's own `serve-imap`, each serving a copy of the same mailbox.
 
-Sweeps 5,000 unread 4 KiB mails, re-seeded before every run, with
+Sweeps 5,000 unread 4 KiB mails, re-seeded before every run, from each server, with
   - mailtool imap-unread --raw (and the default human output),
   - an imaplib sweeper sending the same batched UID commands (imap_peer_imaplib.py),
   - fetchmail with mda "/bin/cat" (--sslproto '' against plain-text Dovecot),
-and prints the median wall time of each and its ratio to the imaplib sweeper, next to two
-bare-socket sweeps that parse nothing (one connection, and two connections that delete each
-chunk while the next is fetched), and Dovecot's own time for the commands. Then it
-measures mailtool's peak RSS while sweeping 100 mails of 1 MiB. Every tool writes to
-/dev/null; the server, mailbox and mails are identical for all.
+and prints the median wall time of each and its ratio to the imaplib sweeper, per server,
+and serve-imap's time over Dovecot's for each tool, next to two bare-socket sweeps that parse
+nothing (one connection, and two connections that delete each chunk while the next is
+fetched), and each server's own time for the commands. Then it measures mailtool's peak RSS
+while sweeping 100 mails of 1 MiB. Every tool writes to /dev/null; the mailbox and mails
+are identical for all. The runs interleave tools and servers, so a noisy neighbour slows
+all alike.
 
 Seeding writes the Maildir files directly (as a delivery agent would), then one SELECT
-indexes them, so the timed runs measure sweeping, not Dovecot's first look at new mail.
+indexes them, so the timed runs measure sweeping, not a server's first look at new mail.
 
 usage (as root, needs dovecot, fetchmail, a release build):
     cargo build --release && python3 benches/imap_sweep.py [--runs 5] [--mails 5000]
+                                                           [--fetchmail-runs 1] [--binary PATH]
 """
 
 import argparse
@@ -43,62 +47,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Dovecot:
-    def __init__(self, work: Path):
-        self.work = work
-        self.store = work / "store"
-        (self.store / "asterix").mkdir(parents=True)
-        (self.store / "passwd").write_text("asterix:{PLAIN}potion\n")
-        self.port = free_port()
-        conf = f"""base_dir = {work}/run
-state_dir = {work}/state
-log_path = {work}/dovecot.log
-instance_name = mailtool-bench-{self.port}
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-first_valid_uid = 1
-first_valid_gid = 1
-mail_max_userip_connections = 100
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {self.store}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid=mail gid=mail home={self.store}/%u
-}}
-mail_location = maildir:{self.store}/%u
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    port = {self.port}
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-service auth {{
-  user = root
-}}
-"""
-        self.conf = work / "dovecot.conf"
-        self.conf.write_text(conf)
-        os.chmod(work, 0o755)
-        subprocess.run(["chown", "-R", "mail:mail", str(self.store)], check=True)
-        subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
-        for _ in range(200):
-            try:
-                imaplib.IMAP4("127.0.0.1", self.port).logout()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise SystemExit("dovecot did not start")
-
-    def stop(self):
-        subprocess.run(["doveadm", "-c", str(self.conf), "stop"], check=False)
+class Sweeps:
+    """What is measured on either server (mixed into both)."""
 
     def seed(self, count: int, octets: int):
         """Empty the mailbox, then deliver `count` unread mails of about `octets` each."""
@@ -123,8 +73,9 @@ service auth {{
             crlf = len(mail) + mail.count(b"\n")
             name = f"{now}.M{i}P1Q{i}.bench,S={len(mail)},W={crlf}"
             (maildir / "new" / name).write_bytes(mail)
-        subprocess.run(["chown", "-R", "mail:mail", str(maildir)], check=True)
-        # Let Dovecot index the new mails once, outside the timed runs.
+        if isinstance(self, Dovecot):
+            subprocess.run(["chown", "-R", "mail:mail", str(maildir)], check=True)
+        # Let the server index the new mails once, outside the timed runs.
         imap = imaplib.IMAP4("127.0.0.1", self.port)
         imap.login("asterix", "potion")
         imap.select("INBOX")
@@ -134,7 +85,7 @@ service auth {{
         imap.logout()
 
     def floor(self, count: int, octets: int) -> float:
-        """Server time of the sweep's commands: each timed alone, its reply read at C speed
+        """The server's time for the sweep's commands: each timed alone, its reply read at C speed
         by imaplib's socket and thrown away, summed. No client can sweep faster than this."""
         self.seed(count, octets)
         imap = imaplib.IMAP4("127.0.0.1", self.port)
@@ -211,6 +162,105 @@ service auth {{
         return int(data[0])
 
 
+class Server(Sweeps):
+    """A server of `store`/asterix on 127.0.0.1:`port`; seeding and sweeping are the same
+    for both servers."""
+
+    name = "server"
+    store: Path
+    port: int
+
+    def make_store(self, store: Path):
+        self.store = store
+        (self.store / "asterix").mkdir(parents=True)
+        (self.store / "passwd").write_text("asterix:{PLAIN}potion\n")
+        os.chmod(self.store / "passwd", 0o600)
+
+    def wait_ready(self):
+        for _ in range(200):
+            try:
+                imaplib.IMAP4("127.0.0.1", self.port).logout()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"{self.name} did not start")
+
+
+class ServeImap(Server):
+    """`mailtool --store STORE serve-imap --port 0`, ready once it printed its address."""
+
+    name = "serve-imap"
+
+    def __init__(self, work: Path, binary: str):
+        self.make_store(work / "ours")
+        self.log = open(work / "serve-imap.log", "wb")
+        self.proc = subprocess.Popen(
+            [binary, "--store", str(self.store), "serve-imap", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=self.log)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            raise SystemExit(f"serve-imap printed {line!r}, not its address")
+        self.port = int(line.rsplit(":", 1)[1])
+        self.wait_ready()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+
+
+class Dovecot(Server):
+    name = "Dovecot"
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.make_store(work / "store")
+        self.port = free_port()
+        conf = f"""base_dir = {work}/run
+state_dir = {work}/state
+log_path = {work}/dovecot.log
+instance_name = mailtool-bench-{self.port}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = 1
+first_valid_gid = 1
+mail_max_userip_connections = 100
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {self.store}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={self.store}/%u
+}}
+mail_location = maildir:{self.store}/%u
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = {self.port}
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+service auth {{
+  user = root
+}}
+"""
+        self.conf = work / "dovecot.conf"
+        self.conf.write_text(conf)
+        os.chmod(work, 0o755)
+        subprocess.run(["chown", "-R", "mail:mail", str(self.store)], check=True)
+        subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
+        self.wait_ready()
+
+    def stop(self):
+        subprocess.run(["doveadm", "-c", str(self.conf), "stop"], check=False)
+
+
 class BareImap:
     """A logged-in, INBOX-selected connection that reads replies at C speed, unparsed."""
 
@@ -270,75 +320,100 @@ def main():
         raise SystemExit(f"{args.binary} is missing: run `cargo build --release` first")
 
     work = Path(tempfile.mkdtemp(prefix="mailtool-bench-"))
-    dovecot = Dovecot(work)
+    servers = []
     try:
+        servers.append(Dovecot(work))
+        servers.append(ServeImap(work, args.binary))
         env = dict(os.environ, MAILTOOL_PASSWORD="potion")
-        common = ["imap-unread", "--host", "127.0.0.1", "--port", str(dovecot.port),
-                  "--user", "asterix"]
-        rcfile = work / "fetchmailrc"
-        rcfile.write_text(
-            f"set no syslog\npoll 127.0.0.1 proto IMAP port {dovecot.port} "
-            f"user asterix password potion mda \"/bin/cat\" sslproto '' nokeep\n"
-        )
-        os.chmod(rcfile, 0o600)
-        tools = {
-            "mailtool --raw": [args.binary] + common + ["--raw"],
-            "mailtool (text)": [args.binary] + common,
-            "python imaplib": [sys.executable, str(PEER), "127.0.0.1", str(dovecot.port),
-                               "asterix", "potion"],
-            "fetchmail": ["fetchmail", "-f", str(rcfile), "--nodetach", "--silent",
-                          "--idfile", str(work / "fetchids")],
-        }
-        times = {name: [] for name in tools}
+
+        def tools_for(server):
+            common = ["imap-unread", "--host", "127.0.0.1", "--port", str(server.port),
+                      "--user", "asterix"]
+            rcfile = work / f"fetchmailrc-{server.port}"
+            rcfile.write_text(
+                f"set no syslog\npoll 127.0.0.1 proto IMAP port {server.port} "
+                f"user asterix password potion mda \"/bin/cat\" sslproto '' nokeep\n"
+            )
+            os.chmod(rcfile, 0o600)
+            return {
+                "mailtool --raw": [args.binary] + common + ["--raw"],
+                "mailtool (text)": [args.binary] + common,
+                "python imaplib": [sys.executable, str(PEER), "127.0.0.1", str(server.port),
+                                   "asterix", "potion"],
+                "fetchmail": ["fetchmail", "-f", str(rcfile), "--nodetach", "--silent",
+                              "--idfile", str(work / f"fetchids-{server.port}")],
+            }
+
+        tools = {server.name: tools_for(server) for server in servers}
+        names = list(tools[servers[0].name])
+        times = {(server.name, name): [] for server in servers for name in names}
         for run in range(args.runs):
-            # Interleaved, so a noisy neighbour slows every tool alike.
-            for name, argv in tools.items():
+            # Interleaved, so a noisy neighbour slows every tool and server alike.
+            for name in names:
                 if name == "fetchmail" and run >= args.fetchmail_runs:
                     continue
-                dovecot.seed(args.mails, args.octets)
-                elapsed, _ = run_timed(argv, env)
-                left = dovecot.count()
-                if left != 0:
-                    raise SystemExit(f"{name} left {left} mails behind")
-                times[name].append(elapsed)
-                print(f"run {run + 1}: {name:16} {elapsed:7.3f} s", file=sys.stderr)
+                for server in servers:
+                    server.seed(args.mails, args.octets)
+                    elapsed, _ = run_timed(tools[server.name][name], env)
+                    left = server.count()
+                    if left != 0:
+                        raise SystemExit(f"{name} left {left} mails behind on {server.name}")
+                    times[(server.name, name)].append(elapsed)
+                    print(f"run {run + 1}: {server.name:10} {name:16} {elapsed:7.3f} s",
+                          file=sys.stderr)
 
+        dovecot = servers[0]
+        raw = tools[dovecot.name]["mailtool --raw"]
         dovecot.seed(100, 1 << 20)
-        _, rss_kib = run_timed([args.binary] + common + ["--raw"], env)
+        _, rss_kib = run_timed(raw, env)
         dovecot.seed(100, 1 << 20)
-        _, rss_text_kib = run_timed([args.binary] + common, env)
+        _, rss_text_kib = run_timed(tools[dovecot.name]["mailtool (text)"], env)
 
-        baseline = statistics.median(times["python imaplib"])
         cpu = "unknown"
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        print(f"\n{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs ({cpu}), "
-              f"{platform.system()} {platform.release()}, {dovecot_version()}")
+        load = Path("/proc/loadavg").read_text().split()[0]
+        print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} CPUs "
+              f"({cpu}), load average {load}, {platform.system()} {platform.release()}, "
+              f"{dovecot_version()}, mailtool serve-imap ({args.binary})")
         print(f"sweep of {args.mails} unread mails of {args.octets} octets, "
               f"median of {args.runs} runs (fetchmail: {args.fetchmail_runs}), "
               f"re-seeded before each\n")
-        print("| tool | median wall time | vs. python imaplib |")
-        print("| --- | --- | --- |")
-        for name in tools:
-            if not times[name]:
+        medians = {key: statistics.median(values) for key, values in times.items() if values}
+        bare = {(server.name, n): statistics.median(
+                    server.bare_sweep(args.mails, args.octets, n) for _ in range(args.runs))
+                for server in servers for n in (1, 2)}
+        floors = {server.name: server.floor(args.mails, args.octets) for server in servers}
+        rows = [(name, name) for name in names]
+        rows += [("bare sockets, no parsing, one connection", 1),
+                 ("bare sockets, two connections, deletes overlapping fetches", 2),
+                 ("the server's own time for the commands (phases timed apart)", "floor")]
+
+        def cell(server, key):
+            if key == "floor":
+                return floors[server]
+            if isinstance(key, int):
+                return bare[(server, key)]
+            return medians.get((server, key))
+
+        ours, theirs = servers[1].name, servers[0].name
+        base = {server.name: medians[(server.name, "python imaplib")] for server in servers}
+        print(f"| tool | from {theirs}: median | vs. python imaplib | from {ours}: median "
+              f"| vs. python imaplib | {ours} / {theirs} |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for label, key in rows:
+            d, o = cell(theirs, key), cell(ours, key)
+            if d is None or o is None:
                 continue
-            median = statistics.median(times[name])
-            print(f"| {name} | {median:.3f} s | {median / baseline:.2f}x |")
-        bare = {n: statistics.median(dovecot.bare_sweep(args.mails, args.octets, n)
-                                     for _ in range(args.runs)) for n in (1, 2)}
-        print(f"| bare sockets, no parsing, one connection | {bare[1]:.3f} s "
-              f"| {bare[1] / baseline:.2f}x |")
-        print(f"| bare sockets, two connections, deletes overlapping fetches | {bare[2]:.3f} s "
-              f"| {bare[2] / baseline:.2f}x |")
-        floor = dovecot.floor(args.mails, args.octets)
-        print(f"\nDovecot's own time for the same commands (one client, phases timed apart): "
-              f"{floor:.3f} s ({floor / baseline:.2f}x of python imaplib)")
-        print(f"\npeak RSS sweeping 100 mails of 1 MiB: {rss_kib / 1024:.1f} MiB (--raw), "
-              f"{rss_text_kib / 1024:.1f} MiB (text output)")
+            print(f"| {label} | {d:.3f} s | {d / base[theirs]:.2f}x | {o:.3f} s "
+                  f"| {o / base[ours]:.2f}x | **{o / d:.2f}x** |")
+        print(f"\npeak RSS of mailtool imap-unread sweeping 100 mails of 1 MiB from {theirs}: "
+              f"{rss_kib / 1024:.1f} MiB (--raw), {rss_text_kib / 1024:.1f} MiB (text output)")
     finally:
-        dovecot.stop()
+        for server in servers:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -13,14 +13,11 @@
 //!
 //! `--seconds` is the measured time per server, split into `--rounds` alternating rounds.
 
-#[path = "../tests/support/dovecot.rs"]
-mod dovecot;
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -28,7 +25,8 @@ use std::time::{Duration, Instant};
 
 use mailtool::store::{Store, UserName};
 use support::{
-    cpu_model, cpu_seconds, group_cpu_seconds, pin, raise_file_limit, RssSampler, Serve,
+    copy_tree, cpu_model, cpu_seconds, dovecot, group_cpu_seconds, pin, raise_file_limit,
+    RssSampler, Serve,
 };
 
 const USERS: usize = 64;
@@ -78,25 +76,6 @@ fn options() -> Options {
     options
 }
 
-/// A message of exactly `size` octets with LF line ends, as a mail client would deliver it.
-fn message(user: usize, n: usize, size: usize) -> Vec<u8> {
-    let mut text = format!(
-        "Return-Path: <sender@example.org>\nFrom: Sender <sender@example.org>\n\
-         To: user{user} <user{user}@example.org>\nSubject: load test message {n}\n\
-         Date: Tue, 14 Nov 2023 23:13:21 +0100\nMessage-ID: <{user}.{n}@bench.example.org>\n\
-         MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n"
-    )
-    .into_bytes();
-    let line = b"The quick brown fox jumps over the lazy dog, again and again. 0123\n";
-    while text.len() + line.len() < size {
-        text.extend_from_slice(line);
-    }
-    let rest = size - text.len();
-    text.extend(std::iter::repeat_n(b'x', rest - 1));
-    text.push(b'\n');
-    text
-}
-
 fn build_store(root: &Path) -> Vec<(String, String)> {
     let store = Store::new(root);
     let started = Instant::now();
@@ -109,7 +88,9 @@ fn build_store(root: &Path) -> Vec<(String, String)> {
         let maildir = store.mailbox(&parsed).unwrap();
         for n in 0..MESSAGES {
             let mut delivery = maildir.deliver().unwrap();
-            delivery.write_all(&message(user, n, MESSAGE_SIZE)).unwrap();
+            delivery
+                .write_all(&support::maildir::message(user, n, MESSAGE_SIZE))
+                .unwrap();
             delivery.commit().unwrap();
         }
         users.push((name, password));
@@ -119,16 +100,6 @@ fn build_store(root: &Path) -> Vec<(String, String)> {
         started.elapsed()
     );
     users
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// One POP3 client connection, reading with a large buffer.
@@ -326,19 +297,13 @@ fn main() {
     let users = build_store(&ours_path);
     copy_tree(&ours_path, &theirs_path);
 
-    let tuning = "service pop3-login {\n  service_count = 0\n}\n\
-                  default_process_limit = 1024\ndefault_client_limit = 20000\n";
-    let Some(dovecot) = dovecot::Dovecot::start_with(&theirs_path, tuning) else {
+    let tuning = support::dovecot_tuning("pop3-login");
+    let Some(dovecot) = dovecot::Dovecot::start_with(&theirs_path, &tuning) else {
         eprintln!("Dovecot is not installed: nothing to compare with");
         return;
     };
-    let effective = Command::new("doveconf")
-        .arg("-c")
-        .arg(dovecot.conf_path())
-        .args(["-h", "service/pop3-login/service_count"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let effective =
+        support::dovecot_setting(dovecot.conf_path(), "service/pop3-login/service_count");
     eprintln!("Dovecot pop3-login service_count = {effective}");
     let ours = Serve::start(
         &ours_path,
@@ -350,14 +315,7 @@ fn main() {
     if options.pin {
         // Every process of Dovecot's group (and, through inheritance, the ones it forks
         // later), every thread of serve-pop, and this generator's threads-to-be.
-        let group = Command::new("pgrep")
-            .arg("-g")
-            .arg(dovecot.master_pid().to_string())
-            .output()
-            .unwrap();
-        for pid in String::from_utf8_lossy(&group.stdout).split_whitespace() {
-            pin(pid.parse().unwrap(), 0);
-        }
+        support::pin_group(dovecot.master_pid(), 0);
         pin(ours.pid(), 0);
         pin(std::process::id(), 1);
     }

@@ -461,7 +461,7 @@ fn main() {
     while started.elapsed() < Duration::from_secs(options.seconds) {
         thread::sleep(Duration::from_millis(250));
         rss_peak = rss_peak.max(server.rss_kib());
-        open_samples.push(established_connections(addr.port()));
+        open_samples.push(support::established_connections(addr.port()));
     }
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Latencies::default();
@@ -546,23 +546,4 @@ fn main() {
         std::process::exit(1);
     }
     println!("OK: zero protocol errors, zero lost messages, store intact");
-}
-
-/// ESTABLISHED TCP connections whose local port is `port` (the server's side), from
-/// /proc/net/tcp and tcp6.
-fn established_connections(port: u16) -> usize {
-    let local_port = format!(":{port:04X}");
-    let mut count = 0;
-    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(table) = fs::read_to_string(path) else {
-            continue;
-        };
-        for line in table.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() > 3 && fields[1].ends_with(&local_port) && fields[3] == "01" {
-                count += 1;
-            }
-        }
-    }
-    count
 }

@@ -18,11 +18,11 @@
 //! cargo bench --bench smtp_load -- [--messages 10000] [--sessions 32] [--size 4096] [--no-extras] [--pin]
 //! ```
 
-#[path = "../tests/support/dovecot.rs"]
-mod dovecot;
 #[path = "../tests/support/postfix.rs"]
 mod postfix;
 mod support;
+
+use support::dovecot;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};

@@ -331,7 +331,11 @@ fn store_on_a_read_only_filesystem_answers_sys_errors_and_the_session_survives()
     assert!(client.command("PASS menhir").starts_with("-ERR [SYS/"));
     assert!(client.command("QUIT").starts_with("+OK"));
     assert_eq!(snapshot(&store.join("asterix")), before);
-    assert!(server.stderr_shows("Read-only file system"), "{}", server.stderr());
+    assert!(
+        server.stderr_shows("Read-only file system"),
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! What the benches share: a `mailtool serve-*` server as a child process on a free loopback
-//! port, memory and CPU time as the kernel reports them in /proc, pinning to a CPU, what a
-//! latency percentile means, and the handling of the command line.
+//! port, Dovecot tuned alike for every bench that compares with it, CPU time and memory as
+//! the kernel reports them in /proc, pinning to a CPU, what a latency percentile means, and
+//! the handling of the command line. [`imap`] is a small IMAP client for the load
+//! generators; [`maildir`] writes stores fast.
 //!
 //! The server is the binary cargo built for this bench (so `cargo bench` measures the release
 //! build), ready once it has printed the address it listens on, and killed when dropped so
@@ -9,6 +11,11 @@
 
 // Each bench compiles this module as its own and uses only part of it.
 #![allow(dead_code)]
+
+#[path = "../../tests/support/dovecot.rs"]
+pub mod dovecot;
+pub mod imap;
+pub mod maildir;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
@@ -174,7 +181,8 @@ impl RssSampler {
     }
 }
 
-/// CPU time (user + system) of a process and its reaped children, in seconds.
+/// CPU time (user + system) of a process, all its threads and its reaped children, in
+/// seconds; 0 when it is gone.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
@@ -212,13 +220,38 @@ pub fn group_pids(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// CPU seconds of every process in a process group (processes that already exited count
-/// through their parent's reaped-children times).
+/// The command name (`comm`) of process `pid`.
+pub fn process_name(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// CPU seconds of every process in a process group (Dovecot's master and all it forked;
+/// mail processes that already exited count through the master's reaped-children times).
 pub fn group_cpu_seconds(pgid: u32) -> f64 {
     group_pids(pgid).into_iter().map(cpu_seconds).sum()
 }
 
-/// Raise the soft limit of open files to the hard limit; returns the new limit.
+/// Bind every thread of process `pid` to one CPU (`taskset -a`).
+pub fn pin(pid: u32, cpu: usize) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("taskset (util-linux) runs");
+    assert!(status.success(), "taskset could not pin process {pid}");
+}
+
+/// Pin every process of Dovecot's group (and, through inheritance, the ones it forks later)
+/// to `cpu`.
+pub fn pin_group(pgid: u32, cpu: usize) {
+    for pid in group_pids(pgid) {
+        pin(pid, cpu);
+    }
+}
+
+/// Raise the soft limit of open files to the hard one; returns the new soft limit.
 pub fn raise_file_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -243,13 +276,65 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// Bind every thread of process `pid` to one CPU (`taskset -a`); processes it forks later
-/// inherit the binding.
-pub fn pin(pid: u32, cpu: usize) {
-    let status = Command::new("taskset")
-        .args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()])
-        .stdout(Stdio::null())
+/// The 1-minute load average, as the reports print it next to their figures.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// `cp -a FROM TO`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
         .status()
-        .expect("taskset (util-linux) runs");
-    assert!(status.success(), "taskset could not pin process {pid}");
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The settings that make Dovecot as fast as its documentation advises for many short
+/// sessions, shared by every bench that compares with it: login processes that serve many
+/// connections (`service_count = 0`, "high-performance mode"), and process and client
+/// limits well above the bench's concurrency. `mail_fsync = optimized` is Dovecot's default,
+/// written out: it syncs a saved message before it is visible, as mailtool's delivery and
+/// APPEND do.
+pub fn dovecot_tuning(login_service: &str) -> String {
+    format!(
+        "service {login_service} {{\n  service_count = 0\n}}\n\
+         default_process_limit = 1024\ndefault_client_limit = 20000\n\
+         mail_fsync = optimized\n"
+    )
+}
+
+/// A setting as Dovecot reads it from `conf` (`doveconf -h`), to print next to the figures.
+pub fn dovecot_setting(conf: &Path, name: &str) -> String {
+    Command::new("doveconf")
+        .arg("-c")
+        .arg(conf)
+        .args(["-h", name])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// ESTABLISHED TCP connections whose local port is `port` (the server's side), from
+/// /proc/net/tcp and tcp6.
+pub fn established_connections(port: u16) -> usize {
+    let local_port = format!(":{port:04X}");
+    let mut count = 0;
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(table) = fs::read_to_string(path) else {
+            continue;
+        };
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() > 3 && fields[1].ends_with(&local_port) && fields[3] == "01" {
+                count += 1;
+            }
+        }
+    }
+    count
 }

@@ -11,10 +11,12 @@ use super::session::{Action, Session, SessionConfig};
 use crate::server::{Conn, Driver, End, Stream, TlsMode};
 use crate::store::Store;
 
-/// Bytes read from a client at a time. Every connection holds this buffer for its whole life,
-/// and an idle IMAP client can stay for hours: 4 KiB keeps 10,000 of them at 40 MiB, and
-/// APPEND data still streams into the message file a page at a time.
-const READ_CHUNK: usize = 4 * 1024;
+/// Bytes read from a client at a time while it sends commands, which are short: what an
+/// idle connection holds (ten thousand of them must fit in little memory).
+const READ_SMALL: usize = 1024;
+/// Bytes read at a time once a read filled the small buffer (APPEND data, which goes in
+/// chunks of this size straight into the message file), until a read comes back small.
+const READ_CHUNK: usize = 16 * 1024;
 /// How long a shutdown's `BYE` may take to send.
 const BYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often an IDLE session looks for changes.
@@ -90,7 +92,7 @@ enum Stop {
 
 /// Drive the session until the connection ends or the session asks for TLS.
 async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; READ_SMALL];
     loop {
         let action = session.next(&mut conn.out);
         report(conn, session);
@@ -99,6 +101,11 @@ async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
             Action::NeedInput => match read(conn, session, &mut buf).await {
                 Ok(n) => {
                     session.receive(&buf[..n]);
+                    if n == buf.len() && n < READ_CHUNK {
+                        buf = vec![0u8; READ_CHUNK];
+                    } else if n < READ_SMALL && buf.len() > READ_SMALL {
+                        buf = vec![0u8; READ_SMALL];
+                    }
                     Ok(())
                 }
                 Err(end) => Err(end),
@@ -133,6 +140,10 @@ async fn read<S: Stream>(
     buf: &mut [u8],
 ) -> Result<usize, End> {
     conn.flush().await?;
+    // Waiting may take minutes: hold no large buffer meanwhile (a FETCH's grows to 64 KiB).
+    if conn.out.capacity() > 4 * READ_SMALL {
+        conn.out = Vec::with_capacity(READ_SMALL);
+    }
     let idle_timeout = conn.config().idle_timeout;
     let started = tokio::time::Instant::now();
     loop {

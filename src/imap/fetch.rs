@@ -286,7 +286,13 @@ impl Session {
                 items.push(&MessageDataItemName::Flags);
             }
         }
-        let crlf_size = message.entry.crlf_size_field();
+        // The size in the name is read only for items that may use it: `FETCH 1:* (FLAGS)`
+        // of a large mailbox should not parse 100,000 of them.
+        let crlf_size = items
+            .iter()
+            .any(|i| !matches!(i, MessageDataItemName::Flags | MessageDataItemName::Uid))
+            .then(|| message.entry.crlf_size_field())
+            .flatten();
         let has_crlf_size = crlf_size.is_some();
         let mut file = None;
         let mut map = None;

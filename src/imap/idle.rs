@@ -5,11 +5,11 @@
 use imap_codec::imap_types::core::Tag;
 
 use super::response::{self, Reply};
-use super::session::{Input, Session};
+use super::session::{Input, Session, Sync};
 
 impl Session {
     pub(super) fn start_idle(&mut self, tag: Tag<'static>, out: &mut Vec<u8>) {
-        self.refresh(true, out);
+        self.refresh(true, Sync::Full, out);
         response::continuation(out, "idling");
         self.input = Input::Idle { tag };
     }

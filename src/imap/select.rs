@@ -16,7 +16,7 @@ use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::response::{self, non_zero, Reply};
-use super::session::{Event, Session};
+use super::session::{Event, Session, Sync};
 use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, UidMessage};
 
 /// One message of the selected mailbox.
@@ -402,15 +402,20 @@ impl Session {
 
     /// Announce what changed in the selected mailbox since the session last looked: EXPUNGE
     /// (only when `expunge_ok`; until then the messages keep their numbers), EXISTS, RECENT,
-    /// and FETCH FLAGS for flags changed by others.
-    pub(super) fn refresh(&mut self, expunge_ok: bool, out: &mut Vec<u8>) {
+    /// and FETCH FLAGS for flags changed by others. With [`Sync::Fast`], unchanged directory
+    /// times are enough to skip the Maildir, even when they are not settled yet.
+    pub(super) fn refresh(&mut self, expunge_ok: bool, sync: Sync, out: &mut Vec<u8>) {
         let Some(selected) = self.selected.as_mut() else {
             return;
         };
         let stamp = selected.maildir.change_stamp();
         let pending = expunge_ok && selected.messages.iter().any(|m| m.gone);
         match &stamp {
-            Ok(stamp) if Some(*stamp) == selected.stamp && stamp.is_settled() && !pending => {
+            Ok(stamp)
+                if Some(*stamp) == selected.stamp
+                    && (stamp.is_settled() || sync == Sync::Fast)
+                    && !pending =>
+            {
                 return;
             }
             _ => {}

@@ -190,6 +190,22 @@ pub struct Session {
     pub(super) action: Option<Action>,
     /// A `BYE` went out: close once the output is sent.
     pub(super) closing: bool,
+    /// The command being answered is a FETCH, STORE, SEARCH, COPY or MOVE: it looks at the
+    /// Maildir only when its directories changed ([`Sync::Fast`]).
+    pub(super) sync: Sync,
+}
+
+/// How hard a command looks for changes made by others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sync {
+    /// Re-read the Maildir unless its directories are unchanged and settled: NOOP, IDLE and
+    /// every other command, so a change hidden in the same tick shows up there.
+    Full,
+    /// Re-read it only when its directories' times changed, settled or not, as Dovecot's
+    /// FETCH, STORE and SEARCH do (`MAILBOX_SYNC_FLAG_FAST`): a client that fetches a
+    /// mailbox one message at a time must not pay a directory scan per message while the
+    /// mailbox changed less than a second ago.
+    Fast,
 }
 
 impl Session {
@@ -218,6 +234,7 @@ impl Session {
             deferred: Vec::new(),
             action: None,
             closing: false,
+            sync: Sync::Full,
         }
     }
 
@@ -270,7 +287,7 @@ impl Session {
     /// During IDLE: announce changes to the selected mailbox (EXISTS, EXPUNGE, FETCH FLAGS).
     pub fn tick(&mut self, out: &mut Vec<u8>) {
         if self.is_idling() {
-            self.refresh(true, out);
+            self.refresh(true, Sync::Full, out);
         }
     }
 
@@ -566,8 +583,9 @@ impl Session {
         out: &mut Vec<u8>,
     ) {
         if reply.kind != StatusKind::Bad {
-            self.refresh(expunge_ok, out);
+            self.refresh(expunge_ok, self.sync, out);
         }
+        self.sync = Sync::Full;
         response::tagged(out, tag, &reply);
         if reply.kind == StatusKind::Bad {
             self.count_bad(out);
@@ -712,7 +730,7 @@ impl Session {
             body,
             Fetch { .. } | Store { .. } | Search { .. } | Copy { .. } | Move { .. }
         ) {
-            // Answer from a fresh view. Expunges by others wait until they may be announced,
+            // Answer from a fresh view (re-reading the Maildir only if its directories changed). Expunges by others wait until they may be announced,
             // except before a UID command (RFC 3501 §7.4.1), which then does not fail on
             // messages that are known to be gone.
             let uid = matches!(
@@ -723,7 +741,8 @@ impl Session {
                     | Copy { uid: true, .. }
                     | Move { uid: true, .. }
             );
-            self.refresh(uid, out);
+            self.sync = Sync::Fast;
+            self.refresh(uid, Sync::Fast, out);
         }
         // Each handler answers with its tagged status, or `None` when it has taken care of
         // that itself (streaming, a pause, a continuation request).

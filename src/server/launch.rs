@@ -282,6 +282,7 @@ pub fn server<D: Driver>(endpoint: Endpoint, driver: D, config: ShellConfig) -> 
 /// # Errors
 /// The runtime or the signal handlers cannot start.
 pub fn run(servers: Vec<Server>) -> Result<()> {
+    crate::store::on_blocking(super::block_in_place);
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let (stop, _) = broadcast::channel::<()>(1);

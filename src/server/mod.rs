@@ -132,7 +132,11 @@ pub fn bind(address: SocketAddr, option: &str, example: u16) -> Result<std::net:
     Ok(listener)
 }
 
-/// The multi-threaded runtime every server runs on.
+/// The multi-threaded runtime every server runs on: one worker per CPU. Sessions do their
+/// store work synchronously; the store's fsyncs tell the runtime they block (through
+/// [`block_in_place`], which the launcher registers with the store), so that the worker's
+/// other sessions move to a spare thread meanwhile. (Four workers per CPU did that too, but cost context switches: 6.2 rather
+/// than 5.5 ms of server CPU per `imap_load` session.)
 ///
 /// # Errors
 /// The runtime cannot start.
@@ -141,6 +145,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// Run `f`, which blocks (an fsync), telling tokio first when it runs on a worker of a
+/// multi-threaded runtime, which then hands the worker's other tasks to a spare thread.
+/// Elsewhere (a command-line tool, `spawn_blocking`, a single-threaded runtime) it just runs.
+pub fn block_in_place(f: &mut dyn FnMut()) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM; several servers in one process share it by

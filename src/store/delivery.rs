@@ -32,7 +32,7 @@ impl Maildir {
             }
             Err(e) => return Err(StoreError::io("deliver into", &target, e)),
         }
-        let synced = File::open(&new_dir).and_then(|d| d.sync_all());
+        let synced = File::open(&new_dir).and_then(|d| super::blocking(|| d.sync_all()));
         if let Err(e) = synced {
             let _ = fs::remove_file(&target);
             return Err(StoreError::io("sync", &new_dir, e));
@@ -52,7 +52,7 @@ impl Maildir {
                 .mode(0o600)
                 .open(&tmp)?;
             io::copy(&mut reader, &mut writer)?;
-            writer.sync_all()?;
+            super::blocking(|| writer.sync_all())?;
             fs::hard_link(&tmp, &target)
         })();
         let _ = fs::remove_file(&tmp);

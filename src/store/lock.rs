@@ -255,7 +255,7 @@ impl DotLock {
             if let Some(mtime) = mtime {
                 file.set_modified(mtime)?;
             }
-            file.sync_all()
+            super::blocking(|| file.sync_all())
         })();
         if let Err(e) = written {
             self.file = Some(file);
@@ -327,7 +327,7 @@ impl Drop for TempLockFile {
 pub(crate) fn sync_parent(path: &Path) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     File::open(dir)
-        .and_then(|d| d.sync_all())
+        .and_then(|d| super::blocking(|| d.sync_all()))
         .map_err(|e| StoreError::io("sync", dir, e))
 }
 

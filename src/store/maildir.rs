@@ -37,18 +37,26 @@ impl Folder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageEntry {
     folder: Folder,
-    file_name: String,
-    /// Delivery time from the name (seconds, microseconds), else the file's mtime.
-    time: (u64, u64),
+    file_name: Box<str>,
+    /// Where the `:info` part of the name starts (its length when it has none): base and flags
+    /// are sliced, not searched, as sessions ask for them per message and per command.
+    info: u32,
+    // Nothing else: every IMAP session holds one entry per message of its mailbox, so an
+    // entry is kept at 24 octets and its name (the delivery time is read from the name when
+    // the Maildir is listed).
+}
+
+/// Where the `:info` part of `name` starts, or its length.
+fn info_start(name: &str) -> u32 {
+    memchr::memchr(b':', name.as_bytes()).unwrap_or(name.len()) as u32
 }
 
 impl MessageEntry {
     pub(super) fn from_name(folder: Folder, file_name: String) -> Self {
-        let time = time_from_name(&file_name).unwrap_or((u64::MAX, 0));
         MessageEntry {
             folder,
-            file_name,
-            time,
+            info: info_start(&file_name),
+            file_name: file_name.into_boxed_str(),
         }
     }
 
@@ -62,9 +70,7 @@ impl MessageEntry {
 
     /// The name without the `:2,flags` info: stable across flag changes.
     pub fn base(&self) -> &str {
-        self.file_name
-            .split_once(':')
-            .map_or(&self.file_name, |(base, _)| base)
+        &self.file_name[..self.info as usize]
     }
 
     /// The unique part of the name, before any `,field=` or `:info`.
@@ -75,9 +81,14 @@ impl MessageEntry {
 
     /// The flag letters after `:2,` (Maildir keeps them sorted).
     pub fn flags(&self) -> &str {
-        self.file_name
-            .split_once(":2,")
-            .map_or("", |(_, flags)| flags)
+        match self.file_name[self.info as usize..].strip_prefix(":2,") {
+            Some(flags) => flags,
+            // Some other info first: the flags follow the first `:2,`, if any.
+            None => self
+                .file_name
+                .split_once(":2,")
+                .map_or("", |(_, flags)| flags),
+        }
     }
 
     pub fn has_flag(&self, flag: char) -> bool {
@@ -106,20 +117,22 @@ impl MessageEntry {
             .find_map(|field| field.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
     }
 
-    /// The delivery time used to order the mailbox: (seconds, microseconds) since the epoch.
+    /// The delivery time in the name, which orders the mailbox: (seconds, microseconds)
+    /// since the epoch; `(u64::MAX, 0)` for a name without one ([`Maildir::list`] then
+    /// orders it by its file's mtime).
     pub fn delivery_time(&self) -> (u64, u64) {
-        self.time
+        time_from_name(&self.file_name).unwrap_or((u64::MAX, 0))
     }
 
     /// The message's path relative to the Maildir.
     pub fn relative_path(&self) -> PathBuf {
-        Path::new(self.folder.dir_name()).join(&self.file_name)
+        Path::new(self.folder.dir_name()).join(&*self.file_name)
     }
 }
 
 /// Dovecot's delivery order: seconds, then microseconds, then the name.
-fn compare_delivery(a: &MessageEntry, b: &MessageEntry) -> Ordering {
-    a.time.cmp(&b.time).then_with(|| a.base().cmp(b.base()))
+fn compare_delivery(a: &((u64, u64), MessageEntry), b: &((u64, u64), MessageEntry)) -> Ordering {
+    a.0.cmp(&b.0).then_with(|| a.1.base().cmp(b.1.base()))
 }
 
 /// `(secs, usecs)` from `<secs>.M<usecs>...`; usecs is 0 when absent.
@@ -215,6 +228,12 @@ impl Maildir {
     /// Every message in `new/` and `cur/`, in delivery order (time, then name). Reads only the
     /// directories, except for the rare name without a timestamp, which needs its mtime.
     pub fn list(&self) -> Result<Vec<MessageEntry>> {
+        Ok(self.in_delivery_order(self.list_unordered()?))
+    }
+
+    /// Every message in `new/` and `cur/`, `new/` first, each in directory order: for callers
+    /// that order by UID anyway (sorting 100,000 names by time costs more than listing them).
+    pub(crate) fn list_unordered(&self) -> Result<Vec<MessageEntry>> {
         let mut entries = Vec::new();
         for folder in [Folder::New, Folder::Cur] {
             let dir = self.root.join(folder.dir_name());
@@ -232,22 +251,31 @@ impl Maildir {
                     Ok(kind) if kind.is_file() => {}
                     _ => continue,
                 }
-                let mut entry = MessageEntry::from_name(folder, name);
-                if entry.time.0 == u64::MAX {
-                    entry.time = item
-                        .metadata()
+                entries.push(MessageEntry::from_name(folder, name));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// `entries` in delivery order: the time in the name, else the file's mtime; then the name.
+    pub(crate) fn in_delivery_order(&self, entries: Vec<MessageEntry>) -> Vec<MessageEntry> {
+        let mut timed: Vec<((u64, u64), MessageEntry)> = entries
+            .into_iter()
+            .map(|entry| {
+                let time = time_from_name(entry.file_name()).unwrap_or_else(|| {
+                    fs::symlink_metadata(self.entry_path(&entry))
                         .ok()
                         .and_then(|m| m.modified().ok())
                         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                         .map_or((u64::MAX, 0), |d| {
                             (d.as_secs(), u64::from(d.subsec_micros()))
-                        });
-                }
-                entries.push(entry);
-            }
-        }
-        entries.sort_by(compare_delivery);
-        Ok(entries)
+                        })
+                });
+                (time, entry)
+            })
+            .collect();
+        timed.sort_by(compare_delivery);
+        timed.into_iter().map(|(_, entry)| entry).collect()
     }
 
     /// Find a message again after another process renamed it (new flags, or moved to `cur/`).
@@ -310,8 +338,8 @@ impl Maildir {
         let flags = normalize_flags(flags);
         let target = MessageEntry {
             folder: Folder::Cur,
-            file_name: format!("{}:2,{flags}", entry.base()),
-            time: entry.time,
+            file_name: format!("{}:2,{flags}", entry.base()).into_boxed_str(),
+            info: entry.info,
         };
         if &target == entry {
             return Ok(target);
@@ -362,7 +390,7 @@ impl Maildir {
         for folder in [Folder::New, Folder::Cur] {
             let dir = self.root.join(folder.dir_name());
             File::open(&dir)
-                .and_then(|d| d.sync_all())
+                .and_then(|d| super::blocking(|| d.sync_all()))
                 .map_err(|e| StoreError::io("sync", dir, e))?;
         }
         Ok(())
@@ -524,7 +552,7 @@ impl Delivery {
             file.set_modified(received)
                 .map_err(|e| StoreError::io("set the received time of", &self.tmp_path, e))?;
         }
-        file.sync_all()
+        super::blocking(|| file.sync_all())
             .map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
         drop(file);
         let mut base = format!("{},S={}", self.unique, self.size);
@@ -533,7 +561,7 @@ impl Delivery {
         }
         let entry = MessageEntry::from_name(Folder::New, with_info(base, &normalize_flags(flags)));
         let dir = self.root.join(entry.folder.dir_name());
-        let final_path = dir.join(&entry.file_name);
+        let final_path = dir.join(&*entry.file_name);
         // A hard link never replaces an existing file, unlike rename.
         let linked = fs::hard_link(&self.tmp_path, &final_path);
         let _ = fs::remove_file(&self.tmp_path);
@@ -571,7 +599,7 @@ fn normalize_flags(flags: &str) -> String {
 
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
-        .and_then(|d| d.sync_all())
+        .and_then(|d| super::blocking(|| d.sync_all()))
         .map_err(|e| StoreError::io("sync", dir, e))
 }
 
@@ -636,14 +664,15 @@ mod tests {
 
     #[test]
     fn delivery_order_is_time_then_microseconds_then_name() {
-        let mut list = [
+        let list = [
             entry(Folder::New, "1700000002.M5P1.h"),
             entry(Folder::Cur, "1700000001.M900P1.h:2,S"),
             entry(Folder::New, "1700000001.M90P2.h"),
             entry(Folder::New, "1700000001.M90P1.h"),
         ];
+        let mut list = list.map(|e| (e.delivery_time(), e));
         list.sort_by(compare_delivery);
-        let names: Vec<_> = list.iter().map(MessageEntry::unique).collect();
+        let names: Vec<_> = list.iter().map(|(_, e)| e.unique()).collect();
         assert_eq!(
             names,
             [

@@ -397,3 +397,29 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| StoreError::io("set permissions on", path, e))
 }
+
+/// How a caller that multiplexes many sessions on few threads wants to hear that the store
+/// is about to wait for the disk: a function that runs the closure it is given, after telling
+/// its scheduler. The servers register one ([`on_blocking`]); the command-line tools need none.
+pub type BlockingHook = fn(&mut dyn FnMut());
+
+static BLOCKING_HOOK: std::sync::OnceLock<BlockingHook> = std::sync::OnceLock::new();
+
+/// Register the hook every fsync of the store runs through (the first registration wins).
+/// The server shell registers one that tells its async runtime the worker blocks, so that an
+/// fsync of several milliseconds does not stall every other session of that worker; the
+/// store itself knows no runtime.
+pub fn on_blocking(hook: BlockingHook) {
+    let _ = BLOCKING_HOOK.set(hook);
+}
+
+/// Run `f`, which waits for the disk (an fsync), through the registered hook if any.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    let Some(hook) = BLOCKING_HOOK.get() else {
+        return f();
+    };
+    let mut f = Some(f);
+    let mut result = None;
+    hook(&mut || result = f.take().map(|f| f()));
+    result.expect("the blocking hook ran the closure it was given")
+}

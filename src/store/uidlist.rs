@@ -182,29 +182,13 @@ impl UidList {
         entries: Vec<MessageEntry>,
         recent: &HashSet<String>,
     ) -> Snapshot {
-        let mut messages = Vec::with_capacity(entries.len());
-        let mut seen = HashSet::with_capacity(entries.len());
-        for entry in entries {
-            let Some(&uid) = uids.get(entry.base()) else {
-                continue;
-            };
-            if !seen.insert(uid) {
-                // The same message under two names (new/ and cur/ mid-rename): once.
-                continue;
-            }
-            let is_recent = !recent.is_empty() && recent.contains(entry.base());
-            messages.push(UidMessage {
-                uid,
-                entry,
-                recent: is_recent,
-            });
-        }
-        messages.sort_unstable_by_key(|m| m.uid);
-        Snapshot {
-            uid_validity: self.uid_validity,
-            uid_next: self.next_uid,
-            messages,
-        }
+        snapshot(
+            self.uid_validity,
+            self.next_uid,
+            |base| uids.get(base).copied(),
+            entries,
+            recent,
+        )
     }
 
     fn header_line(&self) -> String {
@@ -221,6 +205,157 @@ impl UidList {
         line.push('\n');
         line
     }
+}
+
+/// The listed messages that have a UID (`uid_of` their base name, asked once per entry, in
+/// order), in UID order.
+fn snapshot(
+    uid_validity: u32,
+    uid_next: u32,
+    mut uid_of: impl FnMut(&str) -> Option<u32>,
+    entries: Vec<MessageEntry>,
+    recent: &HashSet<String>,
+) -> Snapshot {
+    let mut messages = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(uid) = uid_of(entry.base()) else {
+            continue;
+        };
+        let is_recent = !recent.is_empty() && recent.contains(entry.base());
+        messages.push(UidMessage {
+            uid,
+            entry,
+            recent: is_recent,
+        });
+    }
+    // Stable, so that the same message under two names (new/ and cur/ mid-rename) is kept
+    // once, as listed first (new/ is listed first).
+    messages.sort_by_key(|m| m.uid);
+    messages.dedup_by_key(|m| m.uid);
+    Snapshot {
+        uid_validity,
+        uid_next,
+        messages,
+    }
+}
+
+/// A fast hash of base names (a folded multiply per word, as foldhash and wyhash do):
+/// hashing the names of a large mailbox with SipHash costs more than listing it. Lookups
+/// trust a matching 64-bit hash only after comparing the name, so a collision (FxHash's
+/// rotate-and-multiply gave one within 100,000 names like ours) only costs a full parse.
+/// The names come from the user's own Maildir, so the worst a crafted set of names can do
+/// is slow down that user's own sessions.
+#[derive(Default, Clone, Copy)]
+struct NameHasher(u64);
+
+impl NameHasher {
+    fn add(&mut self, word: u64) {
+        let product = u128::from(self.0 ^ word ^ 0x243f_6a88_85a3_08d3)
+            * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 octets")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The hash of a base name.
+fn name_hash(name: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = NameHasher(name.len() as u64);
+    hasher.write(name.as_bytes());
+    hasher.finish()
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default, Clone, Copy)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A clean uidlist read for lookups only. Its map holds, per base name's hash, the UID and
+/// where the name is in the file's text (nothing is copied); a lookup checks the name there.
+/// Small entries with no pointer to follow but one: at 100,000 messages, lookups in a map
+/// of `&str` keys spent most of a SELECT waiting for memory.
+struct QuickList<'a> {
+    uid_validity: u32,
+    next_uid: u32,
+    text: &'a str,
+    /// Name hash to (UID, offset of the name in `text`, its length).
+    uids: HashMap<u64, (u32, u32, u32), std::hash::BuildHasherDefault<Prehashed>>,
+}
+
+impl QuickList<'_> {
+    fn uid_of(&self, base: &str) -> Option<u32> {
+        let &(uid, start, len) = self.uids.get(&name_hash(base))?;
+        let at = start as usize;
+        (self.text.get(at..at + len as usize) == Some(base)).then_some(uid)
+    }
+}
+
+/// Read `text` as [`UidList::parse`] does, but only when nothing in it would need a rewrite
+/// (version 3 with a GUID, every line whole and readable, UIDs ascending, no name twice):
+/// then no record is copied. `None` sends the caller to the full parse (as does the rare
+/// pair of names with one hash).
+fn quick_parse(text: &str) -> Option<QuickList<'_>> {
+    let body = text.strip_suffix('\n')?;
+    let mut lines = body.split('\n');
+    let header = parse_header(lines.next()?)?;
+    if header.version != 3 || header.guid.is_none() {
+        return None;
+    }
+    let mut uids = HashMap::with_capacity_and_hasher(body.len() / 40, Default::default());
+    let mut max_uid = 0;
+    for line in lines {
+        let (uid, _, base) = parse_record(line)?;
+        // `base` is a slice of `text`: its offset is its pointer's distance from the start.
+        let start = u32::try_from(base.as_ptr() as usize - text.as_ptr() as usize).ok()?;
+        let len = u32::try_from(base.len()).ok()?;
+        if uid <= max_uid || uids.insert(name_hash(base), (uid, start, len)).is_some() {
+            return None;
+        }
+        max_uid = uid;
+    }
+    Some(QuickList {
+        uid_validity: header.uid_validity,
+        next_uid: header.next_uid.max(max_uid.saturating_add(1)),
+        text,
+        uids,
+    })
 }
 
 fn push_record(out: &mut String, record: &Record) {
@@ -439,10 +574,16 @@ impl Maildir {
     }
 
     fn read_uidlist(&self) -> Result<UidList> {
+        let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
+        Ok(UidList::parse(&String::from_utf8_lossy(&bytes)))
+    }
+
+    /// The uidlist's octets; `None` when there is none.
+    fn read_uidlist_bytes(&self) -> Result<Option<Vec<u8>>> {
         let path = self.uidlist_path();
         match fs::read(&path) {
-            Ok(bytes) => Ok(UidList::parse(&String::from_utf8_lossy(&bytes))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(UidList::parse("")),
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", path, e)),
         }
     }
@@ -470,7 +611,7 @@ impl Maildir {
                 .open(&path)
                 .map_err(|e| StoreError::io("open", &path, e))?;
             file.write_all(text.as_bytes())
-                .and_then(|()| file.sync_data())
+                .and_then(|()| super::blocking(|| file.sync_data()))
                 .map_err(|e| StoreError::io("append to", &path, e))?;
             return Ok(());
         }
@@ -495,7 +636,7 @@ impl Maildir {
             .open(&tmp)
             .map_err(|e| StoreError::io("create", &tmp, e))?;
         file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_data())
+            .and_then(|()| super::blocking(|| file.sync_data()))
             .map_err(|e| StoreError::io("write", &tmp, e))?;
         drop(file);
         let path = self.uidlist_path();
@@ -519,8 +660,10 @@ impl Maildir {
     pub fn sync_uids(&self, take_recent: bool) -> Result<Snapshot> {
         // Read before listing: then every line of a file we did not list names a file that
         // was gone when we looked (or was being renamed: see `sync_locked`).
-        let list = self.read_uidlist()?;
-        let mut entries = self.list()?;
+        let bytes = self.read_uidlist_bytes()?;
+        // In directory order: the snapshot is in UID order, and only new UIDs need the
+        // delivery order.
+        let mut entries = self.list_unordered()?;
         let mut recent = HashSet::new();
         if take_recent {
             let mut raced = false;
@@ -547,10 +690,27 @@ impl Maildir {
                 self.sync()?;
             }
             if raced {
-                entries = self.list()?;
+                entries = self.list_unordered()?;
             }
         }
-        {
+        let text = bytes.as_deref().map(std::str::from_utf8);
+        if let Some(quick) = text.and_then(Result::ok).and_then(quick_parse) {
+            // One lookup per message; all must have a UID, else new ones are due.
+            let found: Option<Vec<u32>> = entries.iter().map(|e| quick.uid_of(e.base())).collect();
+            if let Some(found) = found {
+                let mut found = found.into_iter();
+                return Ok(snapshot(
+                    quick.uid_validity,
+                    quick.next_uid,
+                    |_| found.next(),
+                    entries,
+                    &recent,
+                ));
+            }
+        } else {
+            // Not clean (or not UTF-8): read it as the full parse does, which tells whether
+            // it must be rewritten.
+            let list = UidList::parse(&String::from_utf8_lossy(bytes.as_deref().unwrap_or(b"")));
             let uids = list.index();
             if list.exists
                 && !list.needs_rewrite
@@ -559,6 +719,7 @@ impl Maildir {
                 return Ok(list.snapshot(&uids, entries, &recent));
             }
         }
+        let entries = self.in_delivery_order(entries);
         let _lock = self.lock_uidlist()?;
         let mut list = self.read_uidlist()?;
         self.assign_locked(&mut list, &entries)?;
@@ -694,6 +855,43 @@ impl Maildir {
 mod tests {
     use super::*;
     use std::fs::File;
+
+    #[test]
+    fn quick_parse_agrees_with_the_full_parse_or_declines() {
+        let guid = "0123456789abcdef0123456789abcdef";
+        let texts = [
+            format!("3 V7 N4 G{guid}\n1 :a\n2 S12 W14 :b\n3 :c\n"),
+            format!("3 V7 N2 G{guid}\n1 :a\n5 :b\n"),
+            format!("3 V7 N4 G{guid}\n1 :a\n2 :b\n3 :c"),
+            format!("3 V7 N4 G{guid}\n2 :a\n1 :b\n"),
+            format!("3 V7 N4 G{guid}\n1 :a\n2 :a\n"),
+            format!("3 V7 N4 G{guid}\n1 :a\n\n2 :b\n"),
+            format!("3 V7 N4 G{guid}\n1 :a/b\n"),
+            "3 V7 N4\n1 :a\n".to_owned(),
+            "1 7 4\n1 :a\n".to_owned(),
+            format!("3 V7 N4 G{guid}\n"),
+            String::new(),
+        ];
+        for text in &texts {
+            let full = UidList::parse(text);
+            match quick_parse(text) {
+                Some(quick) => {
+                    assert!(full.exists && !full.needs_rewrite, "{text:?}");
+                    assert_eq!(
+                        (quick.uid_validity, quick.next_uid),
+                        (full.uid_validity, full.next_uid),
+                        "{text:?}"
+                    );
+                    assert_eq!(quick.uids.len(), full.records.len(), "{text:?}");
+                    for record in &full.records {
+                        assert_eq!(quick.uid_of(&record.base), Some(record.uid), "{text:?}");
+                    }
+                    assert_eq!(quick.uid_of("z"), None);
+                }
+                None => assert!(!full.exists || full.needs_rewrite, "{text:?}"),
+            }
+        }
+    }
 
     fn maildir() -> (tempfile::TempDir, Maildir) {
         let dir = tempfile::tempdir().unwrap();

@@ -152,6 +152,45 @@ impl SectionStream {
                     Err(e) => return Err(e),
                 }
             };
+            if self.skip == 0 {
+                // The usual case, a run at a time: bytes up to the next LF are copied whole.
+                let data = &self.buf[..n];
+                let mut at = 0;
+                while at < n && self.left > 0 && written < budget {
+                    let room = self.left.min(budget - written) as usize;
+                    let lf = memchr::memchr(b'\n', &data[at..]).map_or(n, |p| at + p);
+                    let run = (lf - at).min(room);
+                    if run > 0 {
+                        out.extend_from_slice(&data[at..at + run]);
+                        prev_cr = data[at + run - 1] == b'\r';
+                        written += run as u64;
+                        self.left -= run as u64;
+                        at += run;
+                        continue;
+                    }
+                    // `data[at]` is an LF, and there is room for at least one octet.
+                    at += 1;
+                    let bare = !prev_cr;
+                    prev_cr = false;
+                    if bare {
+                        out.push(b'\r');
+                        written += 1;
+                        self.left -= 1;
+                        if self.left > 0 && written >= budget {
+                            self.pending_lf = true;
+                            break;
+                        }
+                        if self.left == 0 {
+                            break;
+                        }
+                    }
+                    out.push(b'\n');
+                    written += 1;
+                    self.left -= 1;
+                }
+                self.pos += at as u64;
+                continue;
+            }
             let mut consumed = 0;
             for &byte in &self.buf[..n] {
                 consumed += 1;
