@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufReader, Seek, SeekFrom};
+use std::io::{self, BufReader};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{FixedOffset, TimeZone};
@@ -311,15 +311,17 @@ impl Session {
             file = Some(opened);
         }
         let whole = |file: &Option<File>| -> Result<SectionSource, StoreError> {
-            // BODY[] of a file whose name says its CRLF size: no scan needed.
-            let end = match file {
-                Some(f) => f
+            // BODY[] of a file whose name says its CRLF size: no scan needed, and with
+            // `,S=` in the name (as Dovecot trusts it) no stat either.
+            let end = match (file, message.entry.size_field()) {
+                (Some(_), Some(size)) => size,
+                (Some(f), None) => f
                     .metadata()
                     .map_err(|e| {
                         StoreError::io("read", selected.maildir.entry_path(&message.entry), e)
                     })?
                     .len(),
-                None => 0,
+                (None, _) => 0,
             };
             Ok(SectionSource::File {
                 start: 0,
@@ -474,9 +476,6 @@ impl Session {
         }
         if !pending.is_empty() {
             pieces.push_back(Piece::Bytes(pending));
-        }
-        if let Some(f) = &mut file {
-            let _ = f.seek(SeekFrom::Start(0));
         }
         Ok(Some(Streaming { file, pieces }))
     }

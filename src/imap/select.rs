@@ -403,11 +403,15 @@ impl Session {
     /// Announce what changed in the selected mailbox since the session last looked: EXPUNGE
     /// (only when `expunge_ok`; until then the messages keep their numbers), EXISTS, RECENT,
     /// and FETCH FLAGS for flags changed by others. With [`Sync::Fast`], unchanged directory
-    /// times are enough to skip the Maildir, even when they are not settled yet.
+    /// times are enough to skip the Maildir, even when they are not settled yet; with
+    /// [`Sync::Skip`] it does nothing.
     pub(super) fn refresh(&mut self, expunge_ok: bool, sync: Sync, out: &mut Vec<u8>) {
         let Some(selected) = self.selected.as_mut() else {
             return;
         };
+        if sync == Sync::Skip {
+            return;
+        }
         let stamp = selected.maildir.change_stamp();
         let pending = expunge_ok && selected.messages.iter().any(|m| m.gone);
         match &stamp {

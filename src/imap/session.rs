@@ -190,8 +190,9 @@ pub struct Session {
     pub(super) action: Option<Action>,
     /// A `BYE` went out: close once the output is sent.
     pub(super) closing: bool,
-    /// The command being answered is a FETCH, STORE, SEARCH, COPY or MOVE: it looks at the
-    /// Maildir only when its directories changed ([`Sync::Fast`]).
+    /// How the command being answered looks for changes when it ends: a FETCH, STORE or
+    /// SEARCH not at all, a COPY or MOVE only when the Maildir's directories changed, any
+    /// other command fully.
     pub(super) sync: Sync,
 }
 
@@ -206,6 +207,11 @@ pub(super) enum Sync {
     /// mailbox one message at a time must not pay a directory scan per message while the
     /// mailbox changed less than a second ago.
     Fast,
+    /// Do not look again: FETCH, STORE and SEARCH looked just before they ran, and what
+    /// they changed themselves is already in the session's view; anything newer shows at
+    /// the next command. (Looking twice cost a FETCH two more stats, and a STORE a
+    /// directory scan that found only its own renames.)
+    Skip,
 }
 
 impl Session {
@@ -741,8 +747,13 @@ impl Session {
                     | Copy { uid: true, .. }
                     | Move { uid: true, .. }
             );
-            self.sync = Sync::Fast;
             self.refresh(uid, Sync::Fast, out);
+            self.sync = if matches!(body, Copy { .. } | Move { .. }) {
+                // The copies may land in the selected mailbox: EXISTS in COPY's answer.
+                Sync::Fast
+            } else {
+                Sync::Skip
+            };
         }
         // Each handler answers with its tagged status, or `None` when it has taken care of
         // that itself (streaming, a pause, a continuation request).

@@ -203,10 +203,20 @@ impl Maildir {
         Ok(maildir)
     }
 
-    /// Create whichever of `tmp/`, `new/`, `cur/` is missing.
+    /// Create whichever of `tmp/`, `new/`, `cur/` is missing. Every login and SELECT asks,
+    /// and the folders are nearly always there: look first, create only what is missing.
     pub fn ensure_folders(&self) -> Result<()> {
         for sub in ["tmp", "new", "cur"] {
             let dir = self.root.join(sub);
+            match fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => continue,
+                Ok(_) => {
+                    return Err(StoreError::UnsafeMailbox {
+                        path: dir.to_owned(),
+                    })
+                }
+                Err(_) => {}
+            }
             match DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => check_real_dir(&dir)?,

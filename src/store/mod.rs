@@ -21,6 +21,7 @@ pub mod keywords;
 pub mod lock;
 pub mod maildir;
 pub mod passwd;
+mod snapshot_cache;
 pub mod uidlist;
 pub mod user_name;
 

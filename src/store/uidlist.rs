@@ -30,6 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::lock::{self, DotLock, DotLockSettings};
 use super::maildir::Folder;
+use super::snapshot_cache::{self, Evidence};
 use super::{Maildir, MessageEntry, Result, StoreError};
 
 const UIDLIST: &str = "dovecot-uidlist";
@@ -655,9 +656,34 @@ impl Maildir {
     /// Reads the uidlist once and lists the folders once; the lock is taken only when the
     /// file must change (new messages, a missing or damaged file).
     ///
+    /// A large mailbox that nobody changed since its last listing in this process is not
+    /// listed again: its snapshot comes from [`snapshot_cache`].
+    ///
     /// # Errors
     /// The Maildir cannot be listed, or the uidlist cannot be read, locked or written.
     pub fn sync_uids(&self, take_recent: bool) -> Result<Snapshot> {
+        // Taken before the listing: a change during it leaves evidence that no longer holds.
+        let evidence = self
+            .change_stamp()
+            .ok()
+            .and_then(|stamp| Evidence::now(stamp, &self.uidlist_path()));
+        if let Some(evidence) = &evidence {
+            if let Some(snapshot) = snapshot_cache::get(self.path(), evidence) {
+                return Ok(Snapshot::clone(&snapshot));
+            }
+        }
+        let snapshot = self.sync_uids_afresh(take_recent)?;
+        if let Some(evidence) = evidence {
+            // A sync that moved mail from new/ changed the folders after the evidence.
+            if !snapshot.messages.iter().any(|m| m.recent) {
+                snapshot_cache::put(self.path(), evidence, &snapshot);
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// [`Maildir::sync_uids`] without the cache.
+    fn sync_uids_afresh(&self, take_recent: bool) -> Result<Snapshot> {
         // Read before listing: then every line of a file we did not list names a file that
         // was gone when we looked (or was being renamed: see `sync_locked`).
         let bytes = self.read_uidlist_bytes()?;
@@ -1158,5 +1184,57 @@ mod tests {
         let settled = maildir.change_stamp().unwrap();
         assert!(settled.is_settled());
         assert_eq!(settled, maildir.change_stamp().unwrap());
+    }
+
+    /// Set `new/` and `cur/` to a time long past, as for a mailbox nobody touched lately.
+    fn settle(maildir: &Maildir, when: SystemTime) {
+        for sub in ["new", "cur"] {
+            File::open(maildir.path().join(sub))
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_large_unchanged_mailbox_is_not_listed_again_and_any_change_is_seen() {
+        let (_dir, maildir) = maildir();
+        let count = snapshot_cache::MIN_MESSAGES + 5;
+        for n in 0..count {
+            let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,");
+            fs::write(maildir.path().join("cur").join(name), "x\n").unwrap();
+        }
+        let old = SystemTime::now() - Duration::from_secs(10);
+        settle(&maildir, old);
+        let first = maildir.sync_uids(true).unwrap();
+        assert_eq!(first.messages.len(), count);
+        // The uidlist was just written: the next listing is the one that is kept.
+        let second = maildir.sync_uids(true).unwrap();
+        assert_eq!(second, first);
+
+        // A flag changed by another program renames the file, which moves cur/'s time on.
+        let renamed = &second.messages[7];
+        let from = maildir.entry_path(&renamed.entry);
+        fs::rename(
+            &from,
+            from.with_file_name(format!("{}S", renamed.entry.file_name())),
+        )
+        .unwrap();
+        let third = maildir.sync_uids(true).unwrap();
+        assert_eq!(third.messages[7].entry.flags(), "S");
+        assert_eq!(third.messages[7].uid, renamed.uid);
+
+        // Proof that an unchanged mailbox comes from the cache: remove a file behind the
+        // cache's back and put the folders' times back as they were. (Nothing but a program
+        // set on fooling it does that; any real change moves the times on.)
+        settle(&maildir, old);
+        let cached = maildir.sync_uids(true).unwrap();
+        assert_eq!(cached.messages.len(), count);
+        fs::remove_file(maildir.entry_path(&cached.messages[0].entry)).unwrap();
+        settle(&maildir, old);
+        assert_eq!(maildir.sync_uids(true).unwrap(), cached);
+        // And a real removal moves cur/'s time on, and is seen.
+        fs::remove_file(maildir.entry_path(&cached.messages[1].entry)).unwrap();
+        assert_eq!(maildir.sync_uids(true).unwrap().messages.len(), count - 2);
     }
 }

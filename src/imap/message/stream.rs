@@ -2,7 +2,8 @@
 //! cut to a `<origin.count>` partial, a bounded amount per call.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
+use std::os::unix::fs::FileExt;
 
 /// Octets read from the file per read.
 const CHUNK: usize = 64 * 1024;
@@ -118,8 +119,8 @@ impl SectionStream {
         if self.prev_cr.is_none() {
             let mut before = [0u8; 1];
             self.prev_cr = Some(if self.pos > 0 {
-                file.seek(SeekFrom::Start(self.pos - 1))?;
-                file.read_exact(&mut before).map_err(shorter)?;
+                file.read_exact_at(&mut before, self.pos - 1)
+                    .map_err(shorter)?;
                 before[0] == b'\r'
             } else {
                 false
@@ -143,9 +144,9 @@ impl SectionStream {
             };
             let want = usize::try_from(want.min(end - self.pos)).unwrap_or(CHUNK);
             self.buf.resize(want, 0);
-            file.seek(SeekFrom::Start(self.pos))?;
+            // One pread per chunk: the position is ours, the file's offset is not used.
             let n = loop {
-                match file.read(&mut self.buf) {
+                match file.read_at(&mut self.buf, self.pos) {
                     Ok(0) => return Err(shorter(io::ErrorKind::UnexpectedEof.into())),
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
