@@ -26,6 +26,7 @@ pub mod cli;
 pub mod demo;
 pub mod exit;
 pub mod imap;
+pub mod inotify;
 pub mod inspect;
 pub mod mbox;
 pub mod mboxrd;

@@ -376,7 +376,13 @@ pub fn wait(
     let user = parse_user(name)?;
     let mailbox = store.mailbox(&user)?;
     // Watch before the first scan, so a mail arriving between the two is not missed.
-    let watch = inotify::Watch::new(&[mailbox.path().join("new"), mailbox.path().join("cur")])
+    let watch = crate::inotify::Inotify::new()
+        .and_then(|watch| {
+            for dir in mailbox.change_dirs() {
+                watch.add(&dir, crate::inotify::ARRIVALS)?;
+            }
+            Ok(watch)
+        })
         .context("cannot watch the mailbox for new mail (inotify)")?;
     let deadline = std::time::Instant::now() + timeout;
     let mut seen = std::collections::HashSet::new();
@@ -452,76 +458,4 @@ pub fn purge(store: &Store, name: &str) -> Result<Purged> {
         user: user.to_string(),
         removed,
     })
-}
-
-/// Waiting for directory changes with Linux inotify, through libc.
-mod inotify {
-    use std::ffi::CString;
-    use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
-    use std::path::PathBuf;
-    use std::time::Duration;
-
-    /// An inotify descriptor watching directories for files created or moved in.
-    pub struct Watch {
-        fd: OwnedFd,
-    }
-
-    impl Watch {
-        pub fn new(dirs: &[PathBuf]) -> io::Result<Watch> {
-            // SAFETY: inotify_init1 has no preconditions; a non-negative result is a fresh
-            // descriptor we own.
-            let raw = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-            if raw < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: raw is a valid descriptor owned by no one else.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            for dir in dirs {
-                let path = CString::new(dir.as_os_str().as_bytes())
-                    .map_err(|_| io::Error::other("path holds a NUL byte"))?;
-                // SAFETY: fd is valid and path is NUL-terminated.
-                let added = unsafe {
-                    libc::inotify_add_watch(
-                        fd.as_raw_fd(),
-                        path.as_ptr(),
-                        libc::IN_CREATE | libc::IN_MOVED_TO,
-                    )
-                };
-                if added < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(Watch { fd })
-        }
-
-        /// Wait until something happened in a watched directory, or `timeout` passed.
-        pub fn wait(&self, timeout: Duration) -> io::Result<()> {
-            let mut poll = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
-            // SAFETY: poll reads one valid pollfd.
-            let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-            if ready < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
-            }
-            // Drain the events: which file arrived does not matter, the caller rescans.
-            let mut buf = [0u8; 4096];
-            loop {
-                // SAFETY: buf is valid for its length; the descriptor is non-blocking.
-                let n =
-                    unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 {
-                    return Ok(());
-                }
-            }
-        }
-    }
 }

@@ -19,8 +19,11 @@ const READ_SMALL: usize = 1024;
 const READ_CHUNK: usize = 16 * 1024;
 /// How long a shutdown's `BYE` may take to send.
 const BYE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often an IDLE session looks for changes.
+/// How often an IDLE session looks for changes when its mailbox cannot be watched.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often it looks anyway when watched, for what inotify does not see (a network
+/// filesystem changed from another host; Dovecot's `mailbox_idle_check_interval` is 30 s).
+const IDLE_POLL_WATCHED: Duration = Duration::from_secs(10);
 
 /// IMAP as the server shell runs it.
 pub struct Imap {
@@ -133,7 +136,9 @@ async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
 }
 
 /// Send what the session wrote, then wait for the client's next octets: at most the idle
-/// timeout (then the autologout `BYE`), waking the session every second while it IDLEs.
+/// timeout (then the autologout `BYE`). While the session IDLEs, a change to its mailbox's
+/// folders wakes it at once (inotify, through the shell's watcher), and it looks anyway every
+/// [`IDLE_POLL_WATCHED`], or every [`IDLE_POLL`] where the folders cannot be watched.
 async fn read<S: Stream>(
     conn: &mut Conn<S>,
     session: &mut Session,
@@ -146,26 +151,51 @@ async fn read<S: Stream>(
     }
     let idle_timeout = conn.config().idle_timeout;
     let started = tokio::time::Instant::now();
+    let mut watch = None;
     loop {
         let waited = started.elapsed();
         if waited >= idle_timeout {
             session.autologout(&mut conn.out);
             return Err(conn.close(End::IdleTimeout).await);
         }
-        let wait = if session.is_idling() {
-            IDLE_POLL.min(idle_timeout - waited)
+        let idling = session.is_idling();
+        if idling && watch.is_none() {
+            watch = session.idle_dirs().and_then(|dirs| conn.watch(&dirs));
+            if watch.is_some() {
+                // What changed between IDLE's own look and the watch would not wake us.
+                session.tick_if_changed(&mut conn.out);
+                report(conn, session);
+                conn.flush().await?;
+            }
+        }
+        let poll = if watch.is_some() {
+            IDLE_POLL_WATCHED
+        } else {
+            IDLE_POLL
+        };
+        let wait = if idling {
+            poll.min(idle_timeout - waited)
         } else {
             idle_timeout - waited
         };
-        if let Some(n) = conn.read_within(buf, wait).await? {
+        let got = match &watch {
+            Some(watch) if idling => conn.read_within_or(buf, wait, watch.changed()).await?,
+            _ => conn.read_within(buf, wait).await?,
+        };
+        if let Some(n) = got {
             return Ok(n);
         }
         if session.is_idling() {
-            session.tick(&mut conn.out);
-            report(conn, session);
-            conn.flush().await?;
+            tick(conn, session).await?;
         }
     }
+}
+
+/// Let an IDLE session announce what changed, and send it.
+async fn tick<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Result<(), End> {
+    session.tick(&mut conn.out);
+    report(conn, session);
+    conn.flush().await
 }
 
 /// Trace the client's lines and log the session's events.

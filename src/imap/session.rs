@@ -290,10 +290,25 @@ impl Session {
         matches!(self.input, Input::Idle { .. })
     }
 
+    /// During IDLE, the directories whose changes the driver should wake it for (the selected
+    /// mailbox's `new/` and `cur/`); `None` otherwise.
+    pub fn idle_dirs(&self) -> Option<[std::path::PathBuf; 2]> {
+        let selected = self.selected.as_ref().filter(|_| self.is_idling())?;
+        Some(selected.maildir.change_dirs())
+    }
+
     /// During IDLE: announce changes to the selected mailbox (EXISTS, EXPUNGE, FETCH FLAGS).
     pub fn tick(&mut self, out: &mut Vec<u8>) {
         if self.is_idling() {
             self.refresh(true, Sync::Full, out);
+        }
+    }
+
+    /// During IDLE: announce changes, if the folders' times moved since the session last
+    /// looked (for the moment a watch begins, just after IDLE's own look).
+    pub fn tick_if_changed(&mut self, out: &mut Vec<u8>) {
+        if self.is_idling() {
+            self.refresh(true, Sync::Fast, out);
         }
     }
 

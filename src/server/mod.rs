@@ -13,6 +13,7 @@ pub mod launch;
 pub mod log;
 pub mod proxy;
 pub mod tls;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -194,6 +195,7 @@ pub async fn serve<D: Driver>(
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let per_ip = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
     let log = Log::new(config.log_format, driver.protocol());
+    let watcher = watch::Watcher::start();
     let next_id = AtomicU64::new(1);
     tokio::pin!(shutdown);
     loop {
@@ -251,6 +253,7 @@ pub async fn serve<D: Driver>(
         let config = config.clone();
         let per_ip = per_ip.clone();
         let shutdown = notify_shutdown.subscribe();
+        let watcher = watcher.clone();
         tokio::spawn(async move {
             let mut stream = ClientStream::new(socket);
             let (client, ip_slot) = if proxied {
@@ -301,6 +304,7 @@ pub async fn serve<D: Driver>(
                 config,
                 log,
                 shutdown,
+                watcher,
             };
             let via = proxied.then_some(peer);
             log.line(id, Some(client), &ShellEvent::Connect { via });
@@ -524,9 +528,17 @@ pub struct Conn<S> {
     config: Arc<ShellConfig>,
     log: Log,
     shutdown: broadcast::Receiver<()>,
+    /// The server's directory watcher, if inotify works here.
+    watcher: Option<Arc<watch::Watcher>>,
 }
 
 impl<S: Stream> Conn<S> {
+    /// Hear of changes in `dirs` (see [`watch`]); `None` when they cannot be watched, and
+    /// the driver must poll.
+    pub fn watch(&self, dirs: &[std::path::PathBuf]) -> Option<watch::Subscription> {
+        self.watcher.as_ref()?.subscribe(dirs)
+    }
+
     /// The session number in log and trace lines.
     pub fn id(&self) -> u64 {
         self.id
@@ -580,8 +592,23 @@ impl<S: Stream> Conn<S> {
         buf: &mut [u8],
         wait: Duration,
     ) -> Result<Option<usize>, End> {
+        self.read_within_or(buf, wait, std::future::pending()).await
+    }
+
+    /// Like [`Conn::read_within`], but also `None` as soon as `wake` resolves (a change in
+    /// a watched directory).
+    ///
+    /// # Errors
+    /// As for [`Conn::read`], but for the timeout.
+    pub async fn read_within_or(
+        &mut self,
+        buf: &mut [u8],
+        wait: Duration,
+        wake: impl Future<Output = ()>,
+    ) -> Result<Option<usize>, End> {
         let read = tokio::select! {
             read = tokio::time::timeout(wait, self.stream.read(buf)) => read,
+            () = wake => return Ok(None),
             _ = self.shutdown.recv() => return Err(End::Shutdown),
         };
         match read {
@@ -718,6 +745,7 @@ impl<S: Stream> Conn<S> {
             config: self.config,
             log: self.log,
             shutdown: self.shutdown,
+            watcher: self.watcher,
         })
     }
 

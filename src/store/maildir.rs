@@ -230,6 +230,12 @@ impl Maildir {
         &self.root
     }
 
+    /// The folders whose changes [`Maildir::change_stamp`] follows, `new/` and `cur/`: what to
+    /// watch to hear of a delivery, a removal or a flag change as it happens.
+    pub fn change_dirs(&self) -> [PathBuf; 2] {
+        [self.root.join("new"), self.root.join("cur")]
+    }
+
     /// Where a listed message is on disk.
     pub fn entry_path(&self, entry: &MessageEntry) -> PathBuf {
         self.root.join(entry.relative_path())
