@@ -2,7 +2,8 @@
 //!
 //! The load generator is Postfix's own, `smtp-source`: `--sessions` concurrent sessions send
 //! `--messages` messages of `--size` octets to one mailbox, one connection per message
-//! (`-L` for LMTP). Postfix delivers into a Maildir itself, with virtual(8). While it runs, one
+//! (`-L` for LMTP). The servers take turns in `--rounds` rounds, so that a busy neighbour
+//! slows all alike. Postfix delivers into a Maildir itself, with virtual(8). While it runs, one
 //! more client sends messages one after another and times each from connect to the reply
 //! after the data: the per-message latency under load (for Postfix that reply means "queued").
 //!
@@ -15,7 +16,7 @@
 //! Then, for serve-smtp alone: the RSS growth while one 100 MiB message is received.
 //!
 //! ```text
-//! cargo bench --bench smtp_load -- [--messages 10000] [--sessions 32] [--size 4096] [--no-extras] [--pin]
+//! cargo bench --bench smtp_load -- [--messages 10000] [--sessions 32] [--size 4096] [--rounds 4] [--no-extras] [--pin]
 //! ```
 
 #[path = "../tests/support/postfix.rs"]
@@ -44,12 +45,15 @@ const WARM_UP: usize = 200;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 const USAGE: &str = "cargo bench --bench smtp_load -- [--messages 10000] [--sessions 32] \
-                     [--size 4096] [--no-extras] [--pin]";
+                     [--size 4096] [--rounds 4] [--no-extras] [--pin]";
 
 struct Options {
     messages: usize,
     sessions: usize,
     size: usize,
+    /// The servers take turns, each sending `messages / rounds` per round, so that a busy
+    /// neighbour slows all alike.
+    rounds: usize,
     extras: bool,
     /// Servers on CPU 0, smtp-source and the latency client on CPU 1.
     pin: bool,
@@ -60,6 +64,7 @@ fn options() -> Options {
         messages: 10_000,
         sessions: 32,
         size: 4096,
+        rounds: 4,
         extras: true,
         pin: false,
     };
@@ -70,11 +75,13 @@ fn options() -> Options {
             "--messages" => options.messages = value().parse().expect("--messages N"),
             "--sessions" => options.sessions = value().parse().expect("--sessions N"),
             "--size" => options.size = value().parse().expect("--size OCTETS"),
+            "--rounds" => options.rounds = value().parse().expect("--rounds N"),
             "--no-extras" => options.extras = false,
             "--pin" => options.pin = true,
             other => support::not_an_option(other, USAGE),
         }
     }
+    assert!(options.rounds > 0 && options.messages >= options.rounds);
     options
 }
 
@@ -261,15 +268,25 @@ fn wait_on_disk(target: &Target, expected: usize, log: impl Fn() -> String) {
 }
 
 /// Warm up, then the measured run; every message sent must be on disk exactly once.
-fn run(target: &Target, options: &Options, log: impl Fn() -> String) -> Measured {
+/// One round: `messages` to `target` (after a warm-up in the first round), all counted on
+/// disk.
+fn run(
+    target: &Target,
+    messages: usize,
+    warm_up: bool,
+    options: &Options,
+    log: impl Fn() -> String,
+) -> Measured {
+    if warm_up {
+        let before = count(&target.maildir);
+        let probes = smtp_source(target, WARM_UP, options).len();
+        wait_on_disk(target, before + WARM_UP + probes, &log);
+    }
     let before = count(&target.maildir);
-    let probes = smtp_source(target, WARM_UP, options).len();
-    wait_on_disk(target, before + WARM_UP + probes, &log);
-    let before = count(&target.maildir);
-    eprintln!("{}: {} messages", target.name, options.messages);
+    eprintln!("{}: {messages} messages", target.name);
     let started = Instant::now();
-    let latencies = smtp_source(target, options.messages, options);
-    let sent = options.messages + latencies.len();
+    let latencies = smtp_source(target, messages, options);
+    let sent = messages + latencies.len();
     wait_on_disk(target, before + sent, &log);
     let elapsed = started.elapsed();
     // More than sent would be a duplicate delivery, which may come late.
@@ -398,17 +415,37 @@ fn main() {
             _ => String::new(),
         }
     };
-    let measured: Vec<Measured> = targets
+    let mut measured: Vec<Measured> = targets
         .iter()
-        .map(|t| run(t, &options, || logs(t.name)))
+        .map(|_| Measured {
+            messages: 0,
+            elapsed: Duration::ZERO,
+            latencies: Vec::new(),
+        })
         .collect();
+    for round in 0..options.rounds {
+        let messages = options.messages / options.rounds;
+        // Each round starts with the next server: whoever follows Postfix runs while its
+        // queue manager still tidies up, and that should not always be the same one.
+        for turn in 0..targets.len() {
+            let index = (round + turn) % targets.len();
+            let target = &targets[index];
+            let m = run(target, messages, round == 0, &options, || logs(target.name));
+            let into = &mut measured[index];
+            into.messages += m.messages;
+            into.elapsed += m.elapsed;
+            into.latencies.extend(m.latencies);
+        }
+    }
 
     println!(
         "smtp_load: smtp-source, {} sessions, one connection per message, {} messages of {} \
-         octets to one Maildir, plus a latency probe{}; {nproc} CPUs ({}); load average at the start: {}",
+         octets to one Maildir in {} alternating rounds, plus a latency probe{}; {nproc} CPUs ({}); \
+         load average at the start: {}",
         options.sessions,
         options.messages,
         options.size,
+        options.rounds,
         if options.pin {
             "; servers pinned to CPU 0, load generator to CPU 1"
         } else {

@@ -215,20 +215,12 @@ async fn finish<S: Stream>(conn: &mut Conn<S>, session: &mut Session, data: Rece
     } else if reader.line_too_long() {
         DataOutcome::Refused(Refusal::LineTooLong)
     } else {
+        // On this task, like every store call of the servers: the fsyncs inside tell the
+        // runtime they block (the store's blocking hook), which hands this worker's other
+        // sessions to a spare thread meanwhile. (A spawn_blocking per message cost a thread
+        // handoff each.)
         let incoming = incoming.expect("kept while the message is acceptable");
-        let count = envelope.recipients.len();
-        match tokio::task::spawn_blocking(move || incoming.commit()).await {
-            Ok(results) => DataOutcome::Stored(results),
-            Err(_) => DataOutcome::Stored(
-                (0..count)
-                    .map(|_| {
-                        Err(super::session::StoreFailure::Other(
-                            "the delivery task failed".into(),
-                        ))
-                    })
-                    .collect(),
-            ),
-        }
+        DataOutcome::Stored(incoming.commit())
     };
     session.data_done(&envelope, outcome, size, &mut conn.out);
 }

@@ -79,7 +79,7 @@ impl Incoming {
     }
 
     /// Sync and link the message for every recipient; one result per recipient, in order.
-    /// Blocking (fsync): run it off the async threads.
+    /// Blocking (fsync): the store tells the server's runtime through its blocking hook.
     pub fn commit(mut self) -> Vec<Result<String, StoreFailure>> {
         let count = self.mailboxes.len();
         let fallback = self

@@ -636,12 +636,18 @@ fn unique_name() -> String {
     )
 }
 
-/// The host name with `/`, `:` and `,` escaped as the Maildir conventions ask.
+/// The host name with `/`, `:` and `,` escaped as the Maildir conventions ask, read once per
+/// process as Dovecot does (every delivery's name carries it).
 pub(crate) fn host_name() -> String {
-    lock::raw_host_name()
-        .replace('/', "\\057")
-        .replace(':', "\\072")
-        .replace(',', "\\054")
+    static HOST_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST_NAME
+        .get_or_init(|| {
+            lock::raw_host_name()
+                .replace('/', "\\057")
+                .replace(':', "\\072")
+                .replace(',', "\\054")
+        })
+        .clone()
 }
 
 /// A fresh unique base name for a message written outside [`Maildir::deliver`] (the copies
