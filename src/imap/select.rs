@@ -17,6 +17,7 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::response::{self, non_zero, Reply};
 use super::session::{Event, Session, Sync};
+use crate::store::maildir::Folder;
 use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, UidMessage};
 
 /// One message of the selected mailbox.
@@ -379,7 +380,11 @@ impl Session {
             }
         }
         if !removed.is_empty() {
-            let _ = selected.maildir.sync();
+            let folders: Vec<Folder> = removed
+                .iter()
+                .map(|&i| selected.messages[i].entry.folder())
+                .collect();
+            let _ = selected.maildir.sync_folders(&folders);
         }
         // Highest first, so that each number is right when it is read.
         for &index in removed.iter().rev() {

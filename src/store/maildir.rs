@@ -403,7 +403,16 @@ impl Maildir {
 
     /// Sync `new/` and `cur/` so that renames and removals survive a crash.
     pub fn sync(&self) -> Result<()> {
+        self.sync_folders(&[Folder::New, Folder::Cur])
+    }
+
+    /// Sync just these folders (an expunge that removed files from `cur/` alone need not
+    /// wait for `new/` too; each fsync of a directory is a journal commit).
+    pub fn sync_folders(&self, folders: &[Folder]) -> Result<()> {
         for folder in [Folder::New, Folder::Cur] {
+            if !folders.contains(&folder) {
+                continue;
+            }
             let dir = self.root.join(folder.dir_name());
             File::open(&dir)
                 .and_then(|d| super::blocking(|| d.sync_all()))

@@ -712,9 +712,10 @@ impl Maildir {
                     Err(e) => return Err(StoreError::io("move into cur/", from, e)),
                 }
             }
-            if !recent.is_empty() {
-                self.sync()?;
-            }
+            // No fsync of the folders for these renames, as for flag changes: a crash that
+            // undoes one only puts the message back in new/, under the same name and so the
+            // same UID, where the next session sees it \Recent again. Dovecot does not sync
+            // them either; on a journaled file system each would wait for a journal commit.
             if raced {
                 entries = self.list_unordered()?;
             }
