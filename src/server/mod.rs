@@ -136,8 +136,9 @@ pub fn bind(address: SocketAddr, option: &str, example: u16) -> Result<std::net:
 /// The multi-threaded runtime every server runs on: one worker per CPU. Sessions do their
 /// store work synchronously; the store's fsyncs tell the runtime they block (through
 /// [`block_in_place`], which the launcher registers with the store), so that the worker's
-/// other sessions move to a spare thread meanwhile. (Four workers per CPU did that too, but cost context switches: 6.2 rather
-/// than 5.5 ms of server CPU per `imap_load` session.)
+/// other sessions move to a spare thread meanwhile. (Four workers per CPU did that too, but
+/// cost context switches: 6.2 rather than 5.5 ms of server CPU per `imap_load` session, and
+/// on a busy machine their gain in sessions/s was within the noise.)
 ///
 /// # Errors
 /// The runtime cannot start.
