@@ -22,14 +22,12 @@ mod support;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mailtool::store::Store;
 use support::imap::{Client, Literals};
-use support::{dovecot, maildir, rss_kib, Serve};
+use support::{dovecot, maildir, rss_kib, RssSampler, Serve};
 
 struct Options {
     size: bool,
@@ -262,22 +260,10 @@ fn size(dir: &Path, messages: usize) {
 
 /// Sample `pid`'s RSS every 5 ms while `f` runs; returns (RSS before, peak, f's result).
 fn sampled<T>(pid: u32, f: impl FnOnce() -> T) -> (u64, u64, T) {
-    let before = rss_kib(pid);
-    let peak = Arc::new(AtomicU64::new(before));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done) = (peak.clone(), done.clone());
-        thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                thread::sleep(Duration::from_millis(5));
-            }
-        })
-    };
+    let sampler = RssSampler::start(pid);
     let result = f();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    (before, peak.load(Ordering::Relaxed), result)
+    let (before, peak) = sampler.stop();
+    (before, peak, result)
 }
 
 /// An endless source of lines of 99 `y` and a line end.
