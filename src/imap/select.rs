@@ -256,7 +256,7 @@ impl Session {
         let writable = maildir.is_writable();
         let read_only = read_only || !writable;
         let stamp = maildir.change_stamp().ok();
-        let snapshot = match maildir.sync_uids(!read_only) {
+        let snapshot = match maildir.sync_uids_since(stamp, !read_only) {
             Ok(snapshot) => snapshot,
             Err(error) => return self.store_reply(error, "reading the mailbox"),
         };
@@ -429,7 +429,10 @@ impl Session {
             }
             _ => {}
         }
-        let snapshot = match selected.maildir.sync_uids(!selected.read_only) {
+        let snapshot = match selected
+            .maildir
+            .sync_uids_since(stamp.as_ref().ok().copied(), !selected.read_only)
+        {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 let user = self.user_string();

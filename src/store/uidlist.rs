@@ -662,11 +662,21 @@ impl Maildir {
     /// # Errors
     /// The Maildir cannot be listed, or the uidlist cannot be read, locked or written.
     pub fn sync_uids(&self, take_recent: bool) -> Result<Snapshot> {
+        self.sync_uids_since(self.change_stamp().ok(), take_recent)
+    }
+
+    /// [`Maildir::sync_uids`] for a caller that has just taken the folders' [`ChangeStamp`]
+    /// itself (an IMAP session, before it looks), so that they are not examined twice.
+    ///
+    /// # Errors
+    /// As for [`Maildir::sync_uids`].
+    pub fn sync_uids_since(
+        &self,
+        stamp: Option<ChangeStamp>,
+        take_recent: bool,
+    ) -> Result<Snapshot> {
         // Taken before the listing: a change during it leaves evidence that no longer holds.
-        let evidence = self
-            .change_stamp()
-            .ok()
-            .and_then(|stamp| Evidence::now(stamp, &self.uidlist_path()));
+        let evidence = stamp.and_then(|stamp| Evidence::now(stamp, &self.uidlist_path()));
         if let Some(evidence) = &evidence {
             if let Some(snapshot) = snapshot_cache::get(self.path(), evidence) {
                 return Ok(Snapshot::clone(&snapshot));
