@@ -163,9 +163,7 @@ async fn read<S: Stream>(
             watch = session.idle_dirs().and_then(|dirs| conn.watch(&dirs));
             if watch.is_some() {
                 // What changed between IDLE's own look and the watch would not wake us.
-                session.tick_if_changed(&mut conn.out);
-                report(conn, session);
-                conn.flush().await?;
+                announce(conn, session, Session::tick_if_changed).await?;
             }
         }
         let poll = if watch.is_some() {
@@ -186,14 +184,18 @@ async fn read<S: Stream>(
             return Ok(n);
         }
         if session.is_idling() {
-            tick(conn, session).await?;
+            announce(conn, session, Session::tick).await?;
         }
     }
 }
 
-/// Let an IDLE session announce what changed, and send it.
-async fn tick<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Result<(), End> {
-    session.tick(&mut conn.out);
+/// Let an IDLE session `look` for changes and announce them, and send that.
+async fn announce<S: Stream>(
+    conn: &mut Conn<S>,
+    session: &mut Session,
+    look: fn(&mut Session, &mut Vec<u8>),
+) -> Result<(), End> {
+    look(session, &mut conn.out);
     report(conn, session);
     conn.flush().await
 }
