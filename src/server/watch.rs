@@ -9,24 +9,18 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 use crate::inotify::{Inotify, CHANGES};
 
-/// The server's inotify descriptor and who waits on each of its watches.
+/// The server's inotify descriptor and, per watch, the subscriptions holding it (the watch
+/// goes when the last one does).
 pub struct Watcher {
     inotify: AsyncFd<Inotify>,
-    watches: Mutex<HashMap<i32, Watched>>,
-}
-
-#[derive(Default)]
-struct Watched {
-    /// Subscriptions holding this watch.
-    holders: usize,
-    waiting: Vec<Weak<Notify>>,
+    watches: Mutex<HashMap<i32, Vec<Arc<Notify>>>>,
 }
 
 impl Watcher {
@@ -56,8 +50,8 @@ impl Watcher {
                     let woken = watches
                         .iter()
                         .filter(|(&watched, _)| wd == -1 || watched == wd)
-                        .flat_map(|(_, watched)| watched.waiting.iter());
-                    for notify in woken.filter_map(Weak::upgrade) {
+                        .flat_map(|(_, holders)| holders);
+                    for notify in woken {
                         // Stores a permit when the session is not waiting right now.
                         notify.notify_one();
                     }
@@ -81,10 +75,7 @@ impl Watcher {
                 self.release(&wds, &notify);
                 return None;
             };
-            let watched = watches.entry(wd).or_default();
-            watched.holders += 1;
-            watched.waiting.retain(|w| w.strong_count() > 0);
-            watched.waiting.push(Arc::downgrade(&notify));
+            watches.entry(wd).or_default().push(notify.clone());
             wds.push(wd);
         }
         Some(Subscription {
@@ -96,17 +87,13 @@ impl Watcher {
 
     /// `notify` gives up the watches `wds`.
     fn release(&self, wds: &[i32], notify: &Arc<Notify>) {
-        let gone = Arc::downgrade(notify);
         let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         for wd in wds {
-            let Some(watched) = watches.get_mut(wd) else {
+            let Some(holders) = watches.get_mut(wd) else {
                 continue;
             };
-            watched.holders -= 1;
-            watched
-                .waiting
-                .retain(|w| w.strong_count() > 0 && !w.ptr_eq(&gone));
-            if watched.holders == 0 {
+            holders.retain(|held| !Arc::ptr_eq(held, notify));
+            if holders.is_empty() {
                 watches.remove(wd);
                 self.inotify.get_ref().remove(*wd);
             }
