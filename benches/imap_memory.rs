@@ -226,30 +226,24 @@ fn size(dir: &Path, messages: usize) {
             );
         }
     }
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let ratio_row = |label: &str, o: &SizeRun, d: &SizeRun| {
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        println!(
+            "| **{label}** | **{:.2}x** | **{:.2}x** | **{:.2}x** | **{:.2}x** | | |",
+            ratio(o.select, d.select),
+            ratio(o.fetch, d.fetch),
+            ratio(o.search, d.search),
+            ratio(total(o), total(d)),
+        );
+    };
+    ratio_row("serve-imap warm / Dovecot warm", &ours[1], &theirs[1]);
+    ratio_row(
+        "serve-imap warm, second session / Dovecot warm",
+        &ours[2],
+        &theirs[1],
+    );
+    ratio_row("serve-imap cold / Dovecot cold", &ours[0], &theirs[0]);
     let (o, d) = (&ours[1], &theirs[1]);
-    println!(
-        "| **serve-imap warm / Dovecot warm** | **{:.2}x** | **{:.2}x** | **{:.2}x** | **{:.2}x** | | |",
-        ratio(o.select, d.select),
-        ratio(o.fetch, d.fetch),
-        ratio(o.search, d.search),
-        ratio(total(o), total(d)),
-    );
-    let o2 = &ours[2];
-    println!(
-        "| **serve-imap warm, second session / Dovecot warm** | **{:.2}x** | **{:.2}x** | **{:.2}x** | **{:.2}x** | | |",
-        ratio(o2.select, d.select),
-        ratio(o2.fetch, d.fetch),
-        ratio(o2.search, d.search),
-        ratio(total(o2), total(d)),
-    );
-    println!(
-        "| **serve-imap cold / Dovecot cold** | **{:.2}x** | **{:.2}x** | **{:.2}x** | **{:.2}x** | | |",
-        ratio(ours[0].select, theirs[0].select),
-        ratio(ours[0].fetch, theirs[0].fetch),
-        ratio(ours[0].search, theirs[0].search),
-        ratio(total(&ours[0]), total(&theirs[0])),
-    );
     println!();
     println!(
         "per message selected: serve-imap {:.0} B, Dovecot {:.0} B (RSS growth from before LOGIN to after SELECT, warm)",
