@@ -857,3 +857,78 @@ fn list_pattern_with_a_stray_ampersand_is_matched_as_written() {
     let out = h.send(b"a2 LIST \"\" \"a&b\"\r\na3 LSUB \"\" &*\r\n");
     assert_eq!(out, "a2 OK LIST completed\r\na3 OK LSUB completed\r\n");
 }
+
+#[test]
+fn sessions_sharing_a_large_mailbox_see_each_others_changes_as_announced() {
+    // Large enough for the store to keep its listing and hand the same list to every
+    // session that selects the mailbox unchanged.
+    let a = Harness::new();
+    let inbox = a.inbox();
+    let count = 2_100;
+    for n in 0..count {
+        let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,S");
+        fs::write(inbox.path().join("cur").join(name), "x\n").unwrap();
+    }
+    let settle = || {
+        let past = std::time::SystemTime::now() - Duration::from_secs(60);
+        for sub in ["new", "cur"] {
+            fs::File::open(inbox.path().join(sub))
+                .unwrap()
+                .set_modified(past)
+                .unwrap();
+        }
+    };
+    settle();
+    let drive = |session: &mut Session, input: &[u8]| {
+        session.receive(input);
+        let mut out = Vec::new();
+        while session.next(&mut out) != Action::NeedInput {}
+        String::from_utf8(out).unwrap()
+    };
+    let mut sessions: Vec<Session> = (0..3)
+        .map(|_| Session::new(a.store.clone(), config()))
+        .collect();
+    for (i, session) in sessions.iter_mut().enumerate() {
+        let out = drive(session, b"l LOGIN alice secret\r\ns SELECT INBOX\r\n");
+        assert!(out.contains(&format!("* {count} EXISTS")), "{i}: {out}");
+        assert!(out.contains("s OK [READ-WRITE]"), "{i}: {out}");
+        // The first SELECT wrote the uidlist; put the folders' times back so that the
+        // listing after it is the one kept and shared.
+        settle();
+    }
+    let [a, b, c] = &mut sessions[..] else {
+        unreachable!()
+    };
+    // b changes its copy; a and c still hold the shared list and learn of it by announcement.
+    let out = drive(
+        b,
+        b"b1 STORE 5 +FLAGS (\\Flagged)\r\nb2 STORE 1 +FLAGS.SILENT (\\Deleted)\r\nb3 EXPUNGE\r\n",
+    );
+    assert!(
+        out.contains("* 5 FETCH (FLAGS (\\Flagged \\Seen))"),
+        "{out}"
+    );
+    assert!(out.contains("* 1 EXPUNGE"), "{out}");
+    let out = drive(a, b"a1 FETCH 5 (FLAGS)\r\n");
+    // During a FETCH the expunged message keeps its number: message 5 is still message 5.
+    assert!(!out.contains("EXPUNGE"), "{out}");
+    assert!(
+        out.contains("* 5 FETCH (FLAGS (\\Flagged \\Seen))"),
+        "{out}"
+    );
+    let out = drive(a, b"a2 NOOP\r\n");
+    assert!(out.starts_with("* 1 EXPUNGE\r\n"), "{out}");
+    let out = drive(a, b"a3 FETCH 4 (FLAGS UID)\r\n");
+    assert!(
+        out.contains("* 4 FETCH (FLAGS (\\Flagged \\Seen) UID 5)"),
+        "{out}"
+    );
+    // c saw none of it until it asks.
+    let out = drive(c, b"c1 NOOP\r\n");
+    assert!(out.contains("* 1 EXPUNGE\r\n"), "{out}");
+    assert!(
+        out.contains("* 4 FETCH (FLAGS (\\Flagged \\Seen))"),
+        "{out}"
+    );
+    assert!(out.contains("c1 OK"), "{out}");
+}

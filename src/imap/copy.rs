@@ -89,7 +89,7 @@ impl Session {
         let mut failure = None;
         for &index in &targets {
             let message = &selected.messages[index];
-            if message.gone {
+            if selected.is_gone(message.uid) {
                 missing = true;
                 continue;
             }
@@ -173,12 +173,16 @@ impl Session {
             return Reply::ok("MOVE completed");
         };
         let mut errors = Vec::new();
-        for &index in copied_indexes.iter().rev() {
-            if let Err(error) = selected.maildir.remove(&selected.messages[index].entry) {
-                errors.push(error.to_string());
-                continue;
+        let mut removed = Vec::new();
+        for &index in &copied_indexes {
+            match selected.maildir.remove(&selected.messages[index].entry) {
+                Ok(_) => removed.push(index),
+                Err(error) => errors.push(error.to_string()),
             }
-            selected.messages.remove(index);
+        }
+        selected.remove(&removed);
+        // Highest first, so that each number is right when it is read.
+        for &index in removed.iter().rev() {
             response::data(out, Data::Expunge(non_zero(index as u32 + 1)));
         }
         let _ = selected.maildir.sync();

@@ -268,17 +268,17 @@ impl Session {
         let Some(selected) = self.selected.as_mut() else {
             return Ok(None);
         };
-        let Some(message) = selected.messages.get_mut(index) else {
+        let Some(message) = selected.messages.get(index) else {
             return Ok(None);
         };
-        if message.gone {
+        if selected.is_gone(message.uid) {
             return Ok(None);
         }
         let mut items: Vec<&MessageDataItemName<'static>> = items.iter().collect();
         if !selected.read_only && items.iter().any(|i| sets_seen(i)) && !message.entry.has_flag('S')
         {
             match selected.maildir.add_flag(&message.entry, 'S') {
-                Ok(entry) => message.entry = entry,
+                Ok(entry) => selected.set_entry(index, entry),
                 Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => return Ok(None),
                 Err(error) => return Err(error),
             }
@@ -286,6 +286,7 @@ impl Session {
                 items.push(&MessageDataItemName::Flags);
             }
         }
+        let message = &selected.messages[index];
         // The size in the name is read only for items that may use it: `FETCH 1:* (FLAGS)`
         // of a large mailbox should not parse 100,000 of them.
         let crlf_size = items

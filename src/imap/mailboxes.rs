@@ -206,7 +206,10 @@ impl Session {
         let mut deleted_storage = 0u64;
         let counts = match &self.selected {
             Some(selected) if selected.name == name => {
-                let live = selected.messages.iter().filter(|m| !m.gone);
+                let live = selected
+                    .messages
+                    .iter()
+                    .filter(|m| !selected.is_gone(m.uid));
                 let mut counts = (
                     0u32,
                     0u32,
@@ -244,7 +247,7 @@ impl Session {
                     0u32,
                     0u32,
                 );
-                for message in &snapshot.messages {
+                for message in snapshot.messages.iter() {
                     counts.0 += 1;
                     counts.1 += u32::from(message.entry.folder() == Folder::New);
                     counts.4 += u32::from(!message.entry.has_flag('S'));

@@ -140,7 +140,7 @@ impl Session {
         let mut found = Vec::new();
         let mut failure = None;
         for (index, message) in selected.messages.iter().enumerate() {
-            if message.gone {
+            if selected.is_gone(message.uid) {
                 continue;
             }
             let mut view = View {

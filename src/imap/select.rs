@@ -5,9 +5,13 @@
 //!
 //! Per message the session keeps its UID, its Maildir entry (file name, which carries the
 //! flags) and whether it is `\Recent` for this session: nothing else, so that many idle
-//! sessions stay small.
+//! sessions stay small. The list is the store's [`Snapshot`](crate::store::Snapshot) list,
+//! shared with every other session that selected the mailbox unchanged and copied only
+//! when this session changes a message; so a SELECT of a large mailbox that the store still
+//! holds costs no allocation per message.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use imap_codec::imap_types::core::{Atom, Vec1};
 use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
@@ -20,17 +24,6 @@ use super::session::{Event, Session, Sync};
 use crate::store::maildir::Folder;
 use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, UidMessage};
 
-/// One message of the selected mailbox.
-#[derive(Debug, Clone)]
-pub(super) struct Message {
-    pub uid: u32,
-    pub entry: MessageEntry,
-    pub recent: bool,
-    /// Gone from the Maildir, but its EXPUNGE could not be sent yet: it keeps its sequence
-    /// number until then.
-    pub gone: bool,
-}
-
 /// The selected mailbox.
 #[derive(Debug)]
 pub(super) struct Selected {
@@ -42,7 +35,11 @@ pub(super) struct Selected {
     pub writable: bool,
     pub uid_validity: u32,
     pub uid_next: u32,
-    pub messages: Vec<Message>,
+    /// In UID order; `recent` is whether the message is `\Recent` for this session.
+    pub messages: Arc<Vec<UidMessage>>,
+    /// UIDs (ascending) of messages gone from the Maildir whose EXPUNGE could not be sent
+    /// yet: they keep their sequence numbers until then. Almost always empty.
+    pub gone: Vec<u32>,
     pub keywords: Keywords,
     pub stamp: Option<ChangeStamp>,
 }
@@ -188,6 +185,31 @@ impl Selected {
         }
     }
 
+    /// Whether the message of `uid` is gone from the Maildir, its EXPUNGE not yet sent.
+    pub fn is_gone(&self, uid: u32) -> bool {
+        !self.gone.is_empty() && self.gone.binary_search(&uid).is_ok()
+    }
+
+    /// Give message `index` the entry it has after this session renamed its file. The list
+    /// is copied first if other sessions share it.
+    pub fn set_entry(&mut self, index: usize, entry: MessageEntry) {
+        Arc::make_mut(&mut self.messages)[index].entry = entry;
+    }
+
+    /// Drop the messages at `indexes` (ascending) from the list.
+    pub fn remove(&mut self, indexes: &[usize]) {
+        if indexes.is_empty() {
+            return;
+        }
+        let mut index = 0;
+        let mut removed = indexes.iter().copied().peekable();
+        Arc::make_mut(&mut self.messages).retain(|_| {
+            let drop = removed.next_if_eq(&index).is_some();
+            index += 1;
+            !drop
+        });
+    }
+
     /// The largest UID (0 when empty).
     pub fn max_uid(&self) -> u32 {
         self.messages.last().map_or(0, |m| m.uid)
@@ -264,11 +286,14 @@ impl Session {
             Ok(keywords) => keywords,
             Err(error) => return self.store_reply(error, "reading the keywords"),
         };
-        let messages: Vec<Message> = snapshot
-            .messages
-            .into_iter()
-            .map(|m| from_snapshot(m, read_only))
-            .collect();
+        let mut messages = snapshot.messages;
+        // A read-only session takes nothing from new/, but what is there is recent to it
+        // (EXAMINE must not clear \Recent, RFC 3501 §6.3.2).
+        if read_only && messages.iter().any(|m| m.entry.folder() == Folder::New) {
+            for message in Arc::make_mut(&mut messages) {
+                message.recent = message.entry.folder() == Folder::New;
+            }
+        }
         let selected = Selected {
             name,
             maildir,
@@ -277,6 +302,7 @@ impl Session {
             uid_validity: snapshot.uid_validity,
             uid_next: snapshot.uid_next,
             messages,
+            gone: Vec::new(),
             keywords,
             stamp,
         };
@@ -331,7 +357,7 @@ impl Session {
         for message in selected
             .messages
             .iter()
-            .filter(|m| !m.gone && m.entry.has_flag('T'))
+            .filter(|m| !selected.is_gone(m.uid) && m.entry.has_flag('T'))
         {
             match selected.maildir.remove(&message.entry) {
                 Ok(_) => removed = true,
@@ -366,7 +392,7 @@ impl Session {
         let mut removed = Vec::new();
         let mut errors = Vec::new();
         for (index, message) in selected.messages.iter().enumerate() {
-            if message.gone || !message.entry.has_flag('T') {
+            if selected.is_gone(message.uid) || !message.entry.has_flag('T') {
                 continue;
             }
             if let Some(set) = uids {
@@ -386,9 +412,9 @@ impl Session {
                 .collect();
             let _ = selected.maildir.sync_folders(&folders);
         }
+        selected.remove(&removed);
         // Highest first, so that each number is right when it is read.
         for &index in removed.iter().rev() {
-            selected.messages.remove(index);
             response::data(out, Data::Expunge(non_zero(index as u32 + 1)));
         }
         let failed = !errors.is_empty();
@@ -418,7 +444,7 @@ impl Session {
             return;
         }
         let stamp = selected.maildir.change_stamp();
-        let pending = expunge_ok && selected.messages.iter().any(|m| m.gone);
+        let pending = expunge_ok && !selected.gone.is_empty();
         match &stamp {
             Ok(stamp)
                 if Some(*stamp) == selected.stamp
@@ -463,13 +489,20 @@ impl Session {
         selected.uid_next = snapshot.uid_next;
         let read_only = selected.read_only;
         let old = std::mem::take(&mut selected.messages);
+        let old_gone = std::mem::take(&mut selected.gone);
         let old_count = old.len();
         let max_old_uid = old.last().map_or(0, |m| m.uid);
-        let mut merged: Vec<Message> = Vec::with_capacity(snapshot.messages.len().max(old.len()));
+        let mut merged: Vec<UidMessage> =
+            Vec::with_capacity(snapshot.messages.len().max(old.len()));
         let mut expunged: Vec<u32> = Vec::new();
         let mut changed: Vec<usize> = Vec::new();
-        let mut fresh = snapshot.messages.into_iter().peekable();
-        for (index, mut message) in old.into_iter().enumerate() {
+        // Entries are moved out of the fresh list when nothing else holds it (a small
+        // mailbox), copied when the store keeps it for other sessions.
+        let mut fresh = Arc::unwrap_or_clone(snapshot.messages)
+            .into_iter()
+            .peekable();
+        for (index, message) in old.iter().enumerate() {
+            let was_gone = !old_gone.is_empty() && old_gone.binary_search(&message.uid).is_ok();
             // Skip UIDs the session never had below this one (they cannot appear later).
             while fresh.peek().is_some_and(|m| m.uid < message.uid) {
                 fresh.next();
@@ -477,30 +510,35 @@ impl Session {
             match fresh.peek() {
                 Some(current) if current.uid == message.uid => {
                     let current = fresh.next().expect("peeked");
-                    if current.entry.flags() != message.entry.flags() && !message.gone {
+                    if current.entry.flags() != message.entry.flags() && !was_gone {
                         changed.push(merged.len());
                     }
-                    message.entry = current.entry;
-                    message.recent |= current.recent;
-                    message.gone = false;
-                    merged.push(message);
+                    merged.push(UidMessage {
+                        uid: message.uid,
+                        entry: current.entry,
+                        recent: message.recent || current.recent,
+                    });
                 }
                 _ => {
                     if expunge_ok {
                         expunged.push(index as u32 + 1);
                     } else {
-                        message.gone = true;
-                        merged.push(message);
+                        selected.gone.push(message.uid);
+                        merged.push(message.clone());
                     }
                 }
             }
         }
+        drop(old);
         let mut new_recent = false;
-        for current in fresh {
+        for mut current in fresh {
             if current.uid > max_old_uid {
-                let message = from_snapshot(current, read_only);
-                new_recent |= message.recent;
-                merged.push(message);
+                // As at SELECT: mail still in new/ is recent to a read-only session.
+                if read_only {
+                    current.recent = current.entry.folder() == Folder::New;
+                }
+                new_recent |= current.recent;
+                merged.push(current);
             }
         }
         for &seq in expunged.iter().rev() {
@@ -531,23 +569,7 @@ impl Session {
                 );
             }
         }
-        selected.messages = merged;
-    }
-}
-
-fn from_snapshot(message: UidMessage, read_only: bool) -> Message {
-    // A read-only session takes nothing from new/, but what is there is recent to it
-    // (EXAMINE must not clear \Recent, RFC 3501 §6.3.2).
-    let recent = if read_only {
-        message.entry.folder() == crate::store::Folder::New
-    } else {
-        message.recent
-    };
-    Message {
-        uid: message.uid,
-        entry: message.entry,
-        recent,
-        gone: false,
+        selected.messages = Arc::new(merged);
     }
 }
 

@@ -1119,9 +1119,9 @@ mod tests {
             std::mem::size_of::<Session>()
         );
         assert!(
-            std::mem::size_of::<super::super::select::Message>() <= 64,
+            std::mem::size_of::<crate::store::UidMessage>() <= 32,
             "{}",
-            std::mem::size_of::<super::super::select::Message>()
+            std::mem::size_of::<crate::store::UidMessage>()
         );
     }
 

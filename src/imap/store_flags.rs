@@ -58,8 +58,8 @@ impl Session {
         let mut missing = false;
         let mut errors = Vec::new();
         for index in targets {
-            let message = &mut selected.messages[index];
-            if message.gone {
+            let message = &selected.messages[index];
+            if selected.is_gone(message.uid) {
                 missing = true;
                 continue;
             }
@@ -75,7 +75,7 @@ impl Session {
             let wanted: String = sorted.into_iter().collect();
             if wanted != current {
                 match selected.maildir.set_flags(&message.entry, &wanted) {
-                    Ok(entry) => message.entry = entry,
+                    Ok(entry) => selected.set_entry(index, entry),
                     Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => {
                         missing = true;
                         continue;
@@ -87,6 +87,7 @@ impl Session {
                 }
             }
             if answer == StoreResponse::Answer {
+                let message = &selected.messages[index];
                 let mut items = vec![MessageDataItem::Flags(message_flags(
                     &message.entry,
                     message.recent,

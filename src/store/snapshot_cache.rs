@@ -11,8 +11,9 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use super::maildir::Folder;
 use super::uidlist::{ChangeStamp, Snapshot};
 
 /// Smaller mailboxes are listed afresh: it takes well under a millisecond.
@@ -45,14 +46,14 @@ impl Evidence {
 struct Entry {
     maildir: PathBuf,
     evidence: Evidence,
-    snapshot: Arc<Snapshot>,
+    snapshot: Snapshot,
 }
 
 /// Most recently used last.
 static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
 /// The snapshot of `maildir` if it was taken under the same evidence.
-pub(crate) fn get(maildir: &Path, evidence: &Evidence) -> Option<Arc<Snapshot>> {
+pub(crate) fn get(maildir: &Path, evidence: &Evidence) -> Option<Snapshot> {
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let at = cache.iter().position(|e| e.maildir == maildir)?;
     if cache[at].evidence != *evidence {
@@ -66,16 +67,22 @@ pub(crate) fn get(maildir: &Path, evidence: &Evidence) -> Option<Arc<Snapshot>> 
 }
 
 /// Keep `snapshot` of `maildir`, taken under `evidence` (read before the listing, so that a
-/// change during it leaves evidence that no longer matches). Messages are stored as not
-/// recent: a later session that reuses the snapshot moved none of them.
+/// change during it leaves evidence that no longer matches). Its list of messages is shared,
+/// not copied.
+///
+/// A snapshot with mail in `new/`, or that is recent to the session that took it, is not
+/// kept: the next session to select the mailbox read-write must take that mail into `cur/`
+/// and see it `\Recent`, and one that reuses a snapshot moves nothing.
 pub(crate) fn put(maildir: &Path, evidence: Evidence, snapshot: &Snapshot) {
-    if snapshot.messages.len() < MIN_MESSAGES {
+    if snapshot.messages.len() < MIN_MESSAGES
+        || snapshot
+            .messages
+            .iter()
+            .any(|m| m.recent || m.entry.folder() == Folder::New)
+    {
         return;
     }
-    let mut snapshot = snapshot.clone();
-    for message in &mut snapshot.messages {
-        message.recent = false;
-    }
+    let snapshot = snapshot.clone();
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     cache.retain(|e| e.maildir != maildir);
     if cache.len() >= MAX_MAILBOXES {
@@ -84,6 +91,6 @@ pub(crate) fn put(maildir: &Path, evidence: Evidence, snapshot: &Snapshot) {
     cache.push(Entry {
         maildir: maildir.to_owned(),
         evidence,
-        snapshot: Arc::new(snapshot),
+        snapshot,
     });
 }

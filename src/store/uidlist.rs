@@ -26,6 +26,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::lock::{self, DotLock, DotLockSettings};
@@ -57,11 +58,15 @@ pub struct UidMessage {
 }
 
 /// A Maildir's messages with their UIDs, in UID order.
+///
+/// The list is shared, not copied: the snapshot kept for a large mailbox and every session
+/// that selected it hold the same one until a session changes something in it
+/// ([`Arc::make_mut`]), so a SELECT served from that snapshot allocates nothing per message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub uid_validity: u32,
     pub uid_next: u32,
-    pub messages: Vec<UidMessage>,
+    pub messages: Arc<Vec<UidMessage>>,
 }
 
 /// Cheap evidence of whether a Maildir changed: the modification times of `new/` and `cur/`.
@@ -236,7 +241,7 @@ fn snapshot(
     Snapshot {
         uid_validity,
         uid_next,
-        messages,
+        messages: Arc::new(messages),
     }
 }
 
@@ -679,15 +684,12 @@ impl Maildir {
         let evidence = stamp.and_then(|stamp| Evidence::now(stamp, &self.uidlist_path()));
         if let Some(evidence) = &evidence {
             if let Some(snapshot) = snapshot_cache::get(self.path(), evidence) {
-                return Ok(Snapshot::clone(&snapshot));
+                return Ok(snapshot);
             }
         }
         let snapshot = self.sync_uids_afresh(take_recent)?;
         if let Some(evidence) = evidence {
-            // A sync that moved mail from new/ changed the folders after the evidence.
-            if !snapshot.messages.iter().any(|m| m.recent) {
-                snapshot_cache::put(self.path(), evidence, &snapshot);
-            }
+            snapshot_cache::put(self.path(), evidence, &snapshot);
         }
         Ok(snapshot)
     }
@@ -1171,7 +1173,7 @@ mod tests {
             .sum();
         assert_eq!(recent, 20, "each message is recent in exactly one session");
         for snap in &snaps {
-            for m in &snap.messages {
+            for m in snap.messages.iter() {
                 assert!(uids.contains(&(m.uid, m.entry.base().to_owned())));
             }
         }
@@ -1243,9 +1245,37 @@ mod tests {
         assert_eq!(cached.messages.len(), count);
         fs::remove_file(maildir.entry_path(&cached.messages[0].entry)).unwrap();
         settle(&maildir, old);
-        assert_eq!(maildir.sync_uids(true).unwrap(), cached);
+        let again = maildir.sync_uids(true).unwrap();
+        assert_eq!(again, cached);
+        // The list itself is shared, not copied, with every caller that reuses it.
+        assert!(Arc::ptr_eq(&again.messages, &cached.messages));
         // And a real removal moves cur/'s time on, and is seen.
         fs::remove_file(maildir.entry_path(&cached.messages[1].entry)).unwrap();
         assert_eq!(maildir.sync_uids(true).unwrap().messages.len(), count - 2);
+    }
+
+    #[test]
+    fn mail_left_in_new_by_a_read_only_look_is_still_taken_by_the_next_session() {
+        let (_dir, maildir) = maildir();
+        let count = snapshot_cache::MIN_MESSAGES + 5;
+        for n in 0..count {
+            let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,");
+            fs::write(maildir.path().join("cur").join(name), "x\n").unwrap();
+        }
+        fs::write(maildir.path().join("new/1700000001.M1P2Q1.host"), "y\n").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(10);
+        settle(&maildir, old);
+        // Read-only looks (EXAMINE) leave the mail in new/, twice so that one could be kept.
+        maildir.sync_uids(false).unwrap();
+        settle(&maildir, old);
+        let looked = maildir.sync_uids(false).unwrap();
+        assert_eq!(looked.messages.len(), count + 1);
+        assert!(looked.messages.iter().all(|m| !m.recent));
+        // A session selecting read-write takes it into cur/ and sees it recent.
+        settle(&maildir, old);
+        let selected = maildir.sync_uids(true).unwrap();
+        let last = selected.messages.last().unwrap();
+        assert!(last.recent);
+        assert_eq!(last.entry.folder(), Folder::Cur);
     }
 }
