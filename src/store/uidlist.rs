@@ -1278,4 +1278,29 @@ mod tests {
         assert!(last.recent);
         assert_eq!(last.entry.folder(), Folder::Cur);
     }
+
+    #[test]
+    fn a_small_unchanged_mailbox_is_shared_while_a_session_holds_it_and_not_kept() {
+        let (_dir, maildir) = maildir();
+        for n in 0..10 {
+            let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,");
+            fs::write(maildir.path().join("cur").join(name), "x\n").unwrap();
+        }
+        let old = SystemTime::now() - Duration::from_secs(10);
+        settle(&maildir, old);
+        maildir.sync_uids(true).unwrap();
+        // The uidlist was just written; from here on the mailbox is unchanged.
+        settle(&maildir, old);
+        let held = maildir.sync_uids(true).unwrap();
+        let again = maildir.sync_uids(true).unwrap();
+        assert!(Arc::ptr_eq(&held.messages, &again.messages));
+        // Proof that it is only shared while held: a file removed behind the cache's back
+        // (the folders' times put back) is not seen while a session holds the list...
+        fs::remove_file(maildir.entry_path(&held.messages[0].entry)).unwrap();
+        settle(&maildir, old);
+        assert_eq!(maildir.sync_uids(true).unwrap().messages.len(), 10);
+        // ...and is once the last holder let go: nothing was kept.
+        drop((held, again));
+        assert_eq!(maildir.sync_uids(true).unwrap().messages.len(), 9);
+    }
 }
