@@ -1199,6 +1199,14 @@ mod tests {
         assert_eq!(settled, maildir.change_stamp().unwrap());
     }
 
+    /// `count` messages of two octets in `cur/`, none seen.
+    fn fill_cur(maildir: &Maildir, count: usize) {
+        for n in 0..count {
+            let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,");
+            fs::write(maildir.path().join("cur").join(name), "x\n").unwrap();
+        }
+    }
+
     /// Set `new/` and `cur/` to a time long past, as for a mailbox nobody touched lately.
     fn settle(maildir: &Maildir, when: SystemTime) {
         for sub in ["new", "cur"] {
@@ -1213,10 +1221,7 @@ mod tests {
     fn a_large_unchanged_mailbox_is_not_listed_again_and_any_change_is_seen() {
         let (_dir, maildir) = maildir();
         let count = snapshot_cache::MIN_MESSAGES + 5;
-        for n in 0..count {
-            let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,");
-            fs::write(maildir.path().join("cur").join(name), "x\n").unwrap();
-        }
+        fill_cur(&maildir, count);
         let old = SystemTime::now() - Duration::from_secs(10);
         settle(&maildir, old);
         let first = maildir.sync_uids(true).unwrap();
@@ -1258,10 +1263,7 @@ mod tests {
     fn mail_left_in_new_by_a_read_only_look_is_still_taken_by_the_next_session() {
         let (_dir, maildir) = maildir();
         let count = snapshot_cache::MIN_MESSAGES + 5;
-        for n in 0..count {
-            let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,");
-            fs::write(maildir.path().join("cur").join(name), "x\n").unwrap();
-        }
+        fill_cur(&maildir, count);
         fs::write(maildir.path().join("new/1700000001.M1P2Q1.host"), "y\n").unwrap();
         let old = SystemTime::now() - Duration::from_secs(10);
         settle(&maildir, old);
@@ -1282,10 +1284,7 @@ mod tests {
     #[test]
     fn a_small_unchanged_mailbox_is_shared_while_a_session_holds_it_and_not_kept() {
         let (_dir, maildir) = maildir();
-        for n in 0..10 {
-            let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,");
-            fs::write(maildir.path().join("cur").join(name), "x\n").unwrap();
-        }
+        fill_cur(&maildir, 10);
         let old = SystemTime::now() - Duration::from_secs(10);
         settle(&maildir, old);
         maildir.sync_uids(true).unwrap();
