@@ -96,6 +96,19 @@ impl Seen {
             ctime: meta.ctime(),
         }
     }
+
+    /// When the file last changed as far as a waiter can tell: on first sight its own time
+    /// (the modification time, unless that lies ahead or before the status change), after
+    /// that the moment the waiter saw it change.
+    fn changed_at(self, first_sight: bool, now: i64) -> i64 {
+        if !first_sight {
+            now
+        } else if self.mtime <= now && self.mtime > self.ctime {
+            self.mtime
+        } else {
+            self.ctime
+        }
+    }
 }
 
 fn unix_now() -> i64 {
@@ -168,17 +181,7 @@ impl DotLock {
             };
             let seen = Seen::of(&meta);
             if lock_seen != Some(seen) {
-                // First sight: the lock's own time; a later change: now.
-                let changed = if lock_seen.is_none() {
-                    if seen.mtime <= now && seen.mtime > seen.ctime {
-                        seen.mtime
-                    } else {
-                        seen.ctime
-                    }
-                } else {
-                    now
-                };
-                last_change = last_change.max(changed);
+                last_change = last_change.max(seen.changed_at(lock_seen.is_none(), now));
                 lock_seen = Some(seen);
             }
             if seen.mtime < now - STALE_PID_CHECK_SECS {
@@ -197,16 +200,7 @@ impl DotLock {
                 if let Ok(meta) = fs::metadata(path) {
                     let file = Seen::of(&meta);
                     if file_seen != Some(file) {
-                        let changed = if file_seen.is_none() {
-                            if file.mtime <= now && file.mtime > file.ctime {
-                                file.mtime
-                            } else {
-                                file.ctime
-                            }
-                        } else {
-                            now
-                        };
-                        last_change = last_change.max(changed);
+                        last_change = last_change.max(file.changed_at(file_seen.is_none(), now));
                         file_seen = Some(file);
                     }
                 }
