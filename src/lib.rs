@@ -11,6 +11,7 @@
 //!   the only code that touches the store's files.
 //! - [`mbox`]: the `mbox` subcommands that manage the store.
 //! - [`mboxrd`]: reading and writing mboxrd, the framing `--mbox` and `--raw` use.
+//! - [`line_reader`]: the bounded line splitter of the line-based protocol cores (POP3, SMTP).
 //! - [`demo`]: the demo store embedded in the binary.
 //! - [`server`]: the protocol-agnostic server shell every server runs in: listeners,
 //!   limits, TLS, timeouts, shutdown, log and trace.
@@ -28,6 +29,7 @@ pub mod exit;
 pub mod imap;
 pub mod inotify;
 pub mod inspect;
+pub mod line_reader;
 pub mod mbox;
 pub mod mboxrd;
 pub mod output;

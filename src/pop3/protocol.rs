@@ -10,83 +10,29 @@ use std::fmt;
 /// The longest command line accepted, line end included (RFC 2449 §4).
 pub const MAX_LINE: usize = 255;
 
-/// What the line reader found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LineEvent<'a> {
-    /// A complete line, without its line end (CRLF or a bare LF).
-    Line(&'a [u8]),
-    /// The line grew past [`MAX_LINE`]; the rest of it, up to its line end, is discarded.
-    TooLong,
-}
+pub use crate::line_reader::LineEvent;
 
-/// Splits a byte stream into command lines, holding at most [`MAX_LINE`] octets.
+/// POP3's command lines: the shared [`crate::line_reader::LineReader`] at [`MAX_LINE`], each
+/// line handed out without its line end (CRLF or a bare LF).
 #[derive(Debug, Default)]
-pub struct LineReader {
-    line: Vec<u8>,
-    /// Skipping the rest of an overlong line until its line end.
-    discarding: bool,
-    /// The previous call returned a line that still sits in `line`.
-    returned_line: bool,
-}
+pub struct LineReader(crate::line_reader::LineReader);
 
 impl LineReader {
     pub fn new() -> Self {
-        LineReader {
-            line: Vec::with_capacity(MAX_LINE),
-            ..Default::default()
-        }
+        Self::default()
     }
 
     /// Consume bytes from the front of `input` until a line is complete or the line is too
     /// long, and report that; `None` means every byte was consumed and more are needed.
     pub fn next_line(&mut self, input: &mut &[u8]) -> Option<LineEvent<'_>> {
-        if self.returned_line {
-            self.line.clear();
-            self.returned_line = false;
-        }
-        while !input.is_empty() {
-            let newline = input.iter().position(|&b| b == b'\n');
-            if self.discarding {
-                match newline {
-                    Some(at) => {
-                        *input = &input[at + 1..];
-                        self.discarding = false;
-                        continue;
-                    }
-                    None => {
-                        *input = &[];
-                        return None;
-                    }
-                }
-            }
-            let take = newline.map_or(input.len(), |at| at + 1);
-            if self.line.len() + take > MAX_LINE {
-                // Too long: drop what we hold and skip to the line end.
-                self.line.clear();
-                self.discarding = true;
-                return Some(LineEvent::TooLong);
-            }
-            self.line.extend_from_slice(&input[..take]);
-            *input = &input[take..];
-            if newline.is_some() {
-                self.returned_line = true;
-                let mut end = self.line.len() - 1;
-                if end > 0 && self.line[end - 1] == b'\r' {
-                    end -= 1;
-                }
-                return Some(LineEvent::Line(&self.line[..end]));
-            }
-        }
-        None
+        self.0
+            .next_line(input, MAX_LINE)
+            .map(LineEvent::without_line_end)
     }
 
     /// Octets held for an incomplete line (never more than [`MAX_LINE`]).
     pub fn buffered(&self) -> usize {
-        if self.returned_line {
-            0
-        } else {
-            self.line.len()
-        }
+        self.0.buffered()
     }
 }
 
@@ -504,7 +450,6 @@ mod tests {
         for _ in 0..160 {
             reports += lines(&mut reader, &chunk).len();
             assert!(reader.buffered() <= MAX_LINE);
-            assert!(reader.line.capacity() <= MAX_LINE);
         }
         assert_eq!(reports, 1, "one -ERR per overlong line");
         assert_eq!(
