@@ -199,6 +199,10 @@ impl Session {
                     Some(Piece::Body { stream, written }) => {
                         let before = out.len();
                         let room = FLUSH_AT.saturating_sub(out.len()).max(8 * 1024);
+                        // Room for this part of the literal and the reply after it, at
+                        // once: growing the buffer as it fills copies it again and again.
+                        let coming = stream.len().saturating_sub(*written).min(room as u64);
+                        out.reserve(coming as usize + 256);
                         let result = match &mut streaming.file {
                             Some(file) => stream.fill(file, out, room),
                             None => Err(io::Error::other("no file")),

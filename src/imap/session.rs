@@ -441,12 +441,15 @@ impl Session {
                 // An empty line, typed by hand: nothing to answer.
                 return;
             }
-            let (masked, secret) = mask_line(&line);
-            self.command_secret = secret;
-            self.record_trace(&masked);
+            // Masking is for the trace alone: not worked out when nobody traces.
+            if self.config.trace {
+                let (masked, secret) = mask_line(&line);
+                self.command_secret = secret;
+                self.record_trace(&masked);
+            }
         } else if self.command_secret {
             self.record_trace("***");
-        } else {
+        } else if self.config.trace {
             self.record_trace(&trace_text(&line));
         }
         self.command_lines += line.len() + 2;
@@ -457,6 +460,11 @@ impl Session {
                 let command = std::mem::take(&mut self.command);
                 self.reset_command();
                 self.run_bytes(&command, out);
+                // The buffer serves the next command too, unless a long one grew it.
+                if self.command.capacity() == 0 && command.capacity() <= 16 * 1024 {
+                    self.command = command;
+                    self.command.clear();
+                }
             }
             Some(literal) => self.literal_announced(&line, literal, out),
         }
@@ -548,7 +556,7 @@ impl Session {
     fn too_long(&mut self, head: &[u8], out: &mut Vec<u8>) {
         let mut start = self.command.clone();
         start.extend_from_slice(head);
-        let secret = self.command_secret || mask_line(&start).1;
+        let secret = self.config.trace && (self.command_secret || mask_line(&start).1);
         self.reset_command();
         if secret {
             self.record_trace("***");

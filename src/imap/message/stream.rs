@@ -1,12 +1,19 @@
 //! Sending a section: the octets of a file range with bare LF turned into CRLF on the fly,
 //! cut to a `<origin.count>` partial, a bounded amount per call.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
 /// Octets read from the file per read.
 const CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer of every section this thread sends: one, allocated and zeroed once,
+    /// rather than one per message fetched.
+    static READ_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// What a `BODY[section]` consists of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +53,6 @@ pub struct SectionStream {
     prev_cr: Option<bool>,
     /// A CRLF was cut after its CR by the size limit.
     pending_lf: bool,
-    buf: Vec<u8>,
 }
 
 impl SectionStream {
@@ -76,7 +82,6 @@ impl SectionStream {
             pos,
             prev_cr: None,
             pending_lf: false,
-            buf: Vec::new(),
         }
     }
 
@@ -95,6 +100,22 @@ impl SectionStream {
     /// # Errors
     /// Reading fails, or the file is shorter than when it was scanned.
     pub fn fill(&mut self, file: &mut File, out: &mut Vec<u8>, max: usize) -> io::Result<bool> {
+        READ_BUFFER.with_borrow_mut(|buf| {
+            if buf.len() < CHUNK {
+                buf.resize(CHUNK, 0);
+            }
+            self.fill_through(buf, file, out, max)
+        })
+    }
+
+    /// [`SectionStream::fill`], reading through `buf` (at least [`CHUNK`] octets).
+    fn fill_through(
+        &mut self,
+        buf: &mut [u8],
+        file: &mut File,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> io::Result<bool> {
         let budget = max.max(1) as u64;
         if self.left == 0 {
             return Ok(true);
@@ -143,10 +164,9 @@ impl SectionStream {
                 (budget - written).min(CHUNK as u64)
             };
             let want = usize::try_from(want.min(end - self.pos)).unwrap_or(CHUNK);
-            self.buf.resize(want, 0);
             // One pread per chunk: the position is ours, the file's offset is not used.
             let n = loop {
-                match file.read_at(&mut self.buf, self.pos) {
+                match file.read_at(&mut buf[..want], self.pos) {
                     Ok(0) => return Err(shorter(io::ErrorKind::UnexpectedEof.into())),
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -155,7 +175,7 @@ impl SectionStream {
             };
             if self.skip == 0 {
                 // The usual case, a run at a time: bytes up to the next LF are copied whole.
-                let data = &self.buf[..n];
+                let data = &buf[..n];
                 let mut at = 0;
                 while at < n && self.left > 0 && written < budget {
                     let room = self.left.min(budget - written) as usize;
@@ -193,7 +213,7 @@ impl SectionStream {
                 continue;
             }
             let mut consumed = 0;
-            for &byte in &self.buf[..n] {
+            for &byte in &buf[..n] {
                 consumed += 1;
                 let crlf = byte == b'\n' && !prev_cr;
                 prev_cr = byte == b'\r';
