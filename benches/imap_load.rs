@@ -75,28 +75,22 @@ fn options() -> Options {
         idle: true,
         dovecot_reuse: false,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().expect("a value after the option");
+    let mut args = support::Args::new(USAGE);
+    while let Some(arg) = args.next_option() {
         match arg.as_str() {
-            "--seconds" => options.seconds = value().parse().expect("--seconds SECS"),
-            "--clients" => options.clients = value().parse().expect("--clients N"),
-            "--rounds" => options.rounds = value().parse().expect("--rounds N"),
+            "--seconds" => options.seconds = args.value(&arg),
+            "--clients" => options.clients = args.value(&arg),
+            "--rounds" => options.rounds = args.value(&arg),
             "--pin" => options.pin = true,
             "--dovecot-reuse" => options.dovecot_reuse = true,
-            "--idle-seconds" => {
-                options.idle_seconds = value().parse().expect("--idle-seconds SECS")
-            }
-            "--idle-clients" => options.idle_clients = value().parse().expect("--idle-clients N"),
-            "--only" => match value().as_str() {
+            "--idle-seconds" => options.idle_seconds = args.value(&arg),
+            "--idle-clients" => options.idle_clients = args.value(&arg),
+            "--only" => match args.value::<String>(&arg).as_str() {
                 "sessions" => options.idle = false,
                 "idle" => options.sessions = false,
-                other => {
-                    eprintln!("error: --only takes sessions or idle, not {other} (usage: {USAGE})");
-                    std::process::exit(2);
-                }
+                other => args.error(&format!("--only takes sessions or idle, not {other}")),
             },
-            other => support::not_an_option(other, USAGE),
+            other => args.unknown(other),
         }
     }
     assert!(

@@ -49,26 +49,22 @@ fn options() -> Options {
         connections: 10_000,
         idle_messages: 100,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().expect("a value after the option");
+    let mut args = support::Args::new(USAGE);
+    while let Some(arg) = args.next_option() {
         match arg.as_str() {
             "--only" => {
-                let only = value();
+                let only: String = args.value(&arg);
                 options.size = only == "size";
                 options.big = only == "big";
                 options.idle = only == "idle";
                 if !(options.size || options.big || options.idle) {
-                    eprintln!("error: --only takes size, big or idle, not {only} (usage: {USAGE})");
-                    std::process::exit(2);
+                    args.error(&format!("--only takes size, big or idle, not {only}"));
                 }
             }
-            "--messages" => options.messages = value().parse().expect("--messages N"),
-            "--connections" => options.connections = value().parse().expect("--connections N"),
-            "--idle-messages" => {
-                options.idle_messages = value().parse().expect("--idle-messages N")
-            }
-            other => support::not_an_option(other, USAGE),
+            "--messages" => options.messages = args.value(&arg),
+            "--connections" => options.connections = args.value(&arg),
+            "--idle-messages" => options.idle_messages = args.value(&arg),
+            other => args.unknown(other),
         }
     }
     options

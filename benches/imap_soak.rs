@@ -56,16 +56,15 @@ fn options() -> Options {
         idle_every: 10,
         ramp_up: 2.0,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().expect("a value after the option");
+    let mut args = support::Args::new(USAGE);
+    while let Some(arg) = args.next_option() {
         match arg.as_str() {
-            "--users" => options.users = value().parse().expect("--users N"),
-            "--seconds" => options.seconds = value().parse().expect("--seconds SECS"),
-            "--messages" => options.messages = value().parse().expect("--messages N"),
-            "--idle-every" => options.idle_every = value().parse().expect("--idle-every N"),
-            "--ramp-up" => options.ramp_up = value().parse().expect("--ramp-up SECS"),
-            other => support::not_an_option(other, USAGE),
+            "--users" => options.users = args.value(&arg),
+            "--seconds" => options.seconds = args.value(&arg),
+            "--messages" => options.messages = args.value(&arg),
+            "--idle-every" => options.idle_every = args.value(&arg),
+            "--ramp-up" => options.ramp_up = args.value(&arg),
+            other => args.unknown(other),
         }
     }
     assert!(options.users > 0 && options.messages > 1 && options.idle_every > 0);

@@ -56,17 +56,16 @@ fn options() -> Options {
         pipeline: false,
         pin: false,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().expect("a value after the option");
+    let mut args = support::Args::new(USAGE);
+    while let Some(arg) = args.next_option() {
         match arg.as_str() {
-            "--seconds" => options.seconds = value().parse().expect("--seconds SECS"),
-            "--clients" => options.clients = value().parse().expect("--clients N"),
-            "--rounds" => options.rounds = value().parse().expect("--rounds N"),
+            "--seconds" => options.seconds = args.value(&arg),
+            "--clients" => options.clients = args.value(&arg),
+            "--rounds" => options.rounds = args.value(&arg),
             "--no-extras" => options.extras = false,
             "--pipeline" => options.pipeline = true,
             "--pin" => options.pin = true,
-            other => support::not_an_option(other, USAGE),
+            other => args.unknown(other),
         }
     }
     assert!(

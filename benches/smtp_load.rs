@@ -68,17 +68,16 @@ fn options() -> Options {
         extras: true,
         pin: false,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().expect("a value after the option");
+    let mut args = support::Args::new(USAGE);
+    while let Some(arg) = args.next_option() {
         match arg.as_str() {
-            "--messages" => options.messages = value().parse().expect("--messages N"),
-            "--sessions" => options.sessions = value().parse().expect("--sessions N"),
-            "--size" => options.size = value().parse().expect("--size OCTETS"),
-            "--rounds" => options.rounds = value().parse().expect("--rounds N"),
+            "--messages" => options.messages = args.value(&arg),
+            "--sessions" => options.sessions = args.value(&arg),
+            "--size" => options.size = args.value(&arg),
+            "--rounds" => options.rounds = args.value(&arg),
             "--no-extras" => options.extras = false,
             "--pin" => options.pin = true,
-            other => support::not_an_option(other, USAGE),
+            other => args.unknown(other),
         }
     }
     assert!(options.rounds > 0 && options.messages >= options.rounds);

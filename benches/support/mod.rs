@@ -124,20 +124,57 @@ pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     Some(sorted[(last as f64 * p).round() as usize])
 }
 
-/// A command-line word no option of the bench matched: `--help` prints `usage` and exits,
-/// the `--bench` that cargo passes to every bench is ignored, and anything else is an error,
-/// rather than the start of a long run with defaults.
-pub fn not_an_option(arg: &str, usage: &str) {
-    match arg {
-        "--help" | "-h" => {
-            println!("usage: {usage}");
-            std::process::exit(0);
+/// A bench's command line, read an option at a time: `--help` prints the usage and exits,
+/// the `--bench` that cargo passes to every bench is skipped, and a missing or malformed
+/// value or an unknown option ends the run with the usage (status 2), rather than starting a
+/// long run with defaults.
+pub struct Args {
+    args: std::iter::Skip<std::env::Args>,
+    usage: &'static str,
+}
+
+impl Args {
+    pub fn new(usage: &'static str) -> Args {
+        Args {
+            args: std::env::args().skip(1),
+            usage,
         }
-        "--bench" => {}
-        other => {
-            eprintln!("error: unknown option {other} (usage: {usage})");
-            std::process::exit(2);
+    }
+
+    /// The next option given.
+    pub fn next_option(&mut self) -> Option<String> {
+        loop {
+            let arg = self.args.next()?;
+            match arg.as_str() {
+                "--help" | "-h" => {
+                    println!("usage: {}", self.usage);
+                    std::process::exit(0);
+                }
+                "--bench" => {}
+                _ => return Some(arg),
+            }
         }
+    }
+
+    /// The value after option `name`, parsed.
+    pub fn value<T: std::str::FromStr>(&mut self, name: &str) -> T {
+        // cargo's `--bench` comes last: after a last option it means the value is missing.
+        match self.args.next().filter(|value| value != "--bench") {
+            Some(value) => value
+                .parse()
+                .unwrap_or_else(|_| self.error(&format!("{name} does not take {value:?}"))),
+            None => self.error(&format!("{name} needs a value")),
+        }
+    }
+
+    /// `arg` is no option of this bench.
+    pub fn unknown(&self, arg: &str) -> ! {
+        self.error(&format!("unknown option {arg}"))
+    }
+
+    pub fn error(&self, what: &str) -> ! {
+        eprintln!("error: {what} (usage: {})", self.usage);
+        std::process::exit(2)
     }
 }
 
