@@ -173,78 +173,59 @@ impl SectionStream {
                     Err(e) => return Err(e),
                 }
             };
-            if self.skip == 0 {
-                // The usual case, a run at a time: bytes up to the next LF are copied whole.
-                let data = &buf[..n];
-                let mut at = 0;
-                while at < n && self.left > 0 && written < budget {
-                    let room = self.left.min(budget - written) as usize;
-                    let lf = memchr::memchr(b'\n', &data[at..]).map_or(n, |p| at + p);
-                    let run = (lf - at).min(room);
-                    if run > 0 {
+            // A run at a time: the octets up to the next LF are dropped (the partial's
+            // origin) or copied whole; then the LF, with a CR before it if it was bare.
+            let data = &buf[..n];
+            let mut at = 0;
+            while at < n && self.left > 0 && written < budget {
+                let lf = memchr::memchr(b'\n', &data[at..]).map_or(n, |p| at + p);
+                if lf > at {
+                    let run = if self.skip > 0 {
+                        let dropped =
+                            (lf - at).min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                        self.skip -= dropped as u64;
+                        dropped
+                    } else {
+                        let room = self.left.min(budget - written) as usize;
+                        let run = (lf - at).min(room);
                         out.extend_from_slice(&data[at..at + run]);
-                        prev_cr = data[at + run - 1] == b'\r';
                         written += run as u64;
                         self.left -= run as u64;
-                        at += run;
-                        continue;
-                    }
-                    // `data[at]` is an LF, and there is room for at least one octet.
-                    at += 1;
-                    let bare = !prev_cr;
-                    prev_cr = false;
-                    if bare {
-                        out.push(b'\r');
-                        written += 1;
-                        self.left -= 1;
-                        if self.left > 0 && written >= budget {
-                            self.pending_lf = true;
-                            break;
-                        }
-                        if self.left == 0 {
-                            break;
-                        }
-                    }
-                    out.push(b'\n');
-                    written += 1;
-                    self.left -= 1;
+                        run
+                    };
+                    prev_cr = data[at + run - 1] == b'\r';
+                    at += run;
+                    continue;
                 }
-                self.pos += at as u64;
-                continue;
-            }
-            let mut consumed = 0;
-            for &byte in &buf[..n] {
-                consumed += 1;
-                let crlf = byte == b'\n' && !prev_cr;
-                prev_cr = byte == b'\r';
-                if crlf {
+                // `data[at]` is an LF.
+                at += 1;
+                let bare = !prev_cr;
+                prev_cr = false;
+                if bare {
                     if self.skip > 0 {
                         self.skip -= 1;
                     } else {
                         out.push(b'\r');
                         written += 1;
                         self.left -= 1;
-                        if self.left > 0 && written >= budget {
+                        if self.left == 0 {
+                            break;
+                        }
+                        if written >= budget {
                             self.pending_lf = true;
                             break;
                         }
-                    }
-                    if self.left == 0 {
-                        break;
                     }
                 }
                 if self.skip > 0 {
                     self.skip -= 1;
                 } else {
-                    out.push(byte);
+                    out.push(b'\n');
                     written += 1;
                     self.left -= 1;
                 }
-                if self.left == 0 || written >= budget {
-                    break;
-                }
             }
-            self.pos += consumed as u64;
+            self.pos += at as u64;
         }
         self.prev_cr = Some(prev_cr);
         Ok(self.left == 0)

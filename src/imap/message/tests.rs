@@ -500,6 +500,20 @@ proptest! {
     }
 
     #[test]
+    fn partials_are_the_octets_of_the_whole_they_name(
+        mail in message(),
+        origin in 0u32..400,
+        count in 1u32..400,
+        max in 1usize..40,
+    ) {
+        let whole = crlf(&mail);
+        let from = (origin as usize).min(whole.len());
+        let to = (from + count as usize).min(whole.len());
+        let item = format!("BODY[]<{origin}.{count}>");
+        prop_assert_eq!(fetch_with(&mail, &item, max), whole[from..to].to_vec());
+    }
+
+    #[test]
     fn arbitrary_bytes_do_not_panic(mail in prop::collection::vec(
         prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'-'), Just(b':'), Just(b' '), any::<u8>()],
         0..300,
