@@ -529,7 +529,6 @@ impl Session {
                 }
             }
         }
-        drop(old);
         let mut new_recent = false;
         for mut current in fresh {
             if current.uid > max_old_uid {

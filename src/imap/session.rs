@@ -460,8 +460,9 @@ impl Session {
                 let command = std::mem::take(&mut self.command);
                 self.reset_command();
                 self.run_bytes(&command, out);
-                // The buffer serves the next command too, unless a long one grew it.
-                if self.command.capacity() == 0 && command.capacity() <= 16 * 1024 {
+                // The buffer serves the next command too, unless a long one grew it: an
+                // idle session should hold little (10,000 of them wait at a time).
+                if self.command.capacity() == 0 && command.capacity() <= 1024 {
                     self.command = command;
                     self.command.clear();
                 }
