@@ -661,8 +661,9 @@ impl Maildir {
     /// Reads the uidlist once and lists the folders once; the lock is taken only when the
     /// file must change (new messages, a missing or damaged file).
     ///
-    /// A large mailbox that nobody changed since its last listing in this process is not
-    /// listed again: its snapshot comes from [`snapshot_cache`].
+    /// A mailbox that nobody changed since its last listing in this process is not listed
+    /// again while [`snapshot_cache`] keeps that listing (a large mailbox) or a session still
+    /// holds it (any mailbox): the snapshot returned shares its list.
     ///
     /// # Errors
     /// The Maildir cannot be listed, or the uidlist cannot be read, locked or written.
