@@ -11,10 +11,12 @@
 //! - **big**: `UID FETCH 1 BODY.PEEK[]` of one 100 MiB message, and APPEND of one, each with
 //!   the server's RSS sampled every 5 ms; the growth must stay under 16 MiB.
 //! - **idle**: 10,000 connections logged in with INBOX (100 messages) selected, then idle;
-//!   serve-imap's RSS must stay under 150 MiB.
+//!   serve-imap's RSS must stay under 150 MiB. The connections are spread over 64 users, whose
+//!   sessions share the list of their unchanged INBOX; `--idle-users 10000` gives each its
+//!   own mailbox, so that nothing is shared.
 //!
 //! ```text
-//! cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100]
+//! cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100] [--idle-users 64]
 //! ```
 
 mod support;
@@ -36,9 +38,10 @@ struct Options {
     messages: usize,
     connections: usize,
     idle_messages: usize,
+    idle_users: usize,
 }
 
-const USAGE: &str = "cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100]";
+const USAGE: &str = "cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100] [--idle-users 64]";
 
 fn options() -> Options {
     let mut options = Options {
@@ -48,6 +51,7 @@ fn options() -> Options {
         messages: 100_000,
         connections: 10_000,
         idle_messages: 100,
+        idle_users: 64,
     };
     let mut args = support::Args::new(USAGE);
     while let Some(arg) = args.next_option() {
@@ -64,6 +68,7 @@ fn options() -> Options {
             "--messages" => options.messages = args.value(&arg),
             "--connections" => options.connections = args.value(&arg),
             "--idle-messages" => options.idle_messages = args.value(&arg),
+            "--idle-users" => options.idle_users = args.value(&arg),
             other => args.unknown(other),
         }
     }
@@ -319,15 +324,20 @@ fn big(dir: &Path) {
     client.logout().unwrap();
 }
 
-fn idle(dir: &Path, connections: usize, messages: usize) {
+fn idle(dir: &Path, connections: usize, messages: usize, users: usize) {
     let file_limit = support::raise_file_limit();
     if file_limit < connections as u64 + 100 {
         println!("idle: skipped (file limit {file_limit} < {connections}; raise ulimit -n)");
         return;
     }
-    const USERS: usize = 64;
     let path = dir.join("idle");
-    let users = maildir::build(&path, USERS, messages, 4096, 10.min(messages));
+    let built = Instant::now();
+    let users = maildir::build(&path, users.max(1), messages, 4096, 10.min(messages));
+    println!(
+        "idle: built {} users x {messages} messages in {:.1?}",
+        users.len(),
+        built.elapsed()
+    );
     let server = Serve::start(
         &path,
         &["serve-imap"],
@@ -345,7 +355,7 @@ fn idle(dir: &Path, connections: usize, messages: usize) {
     let started = Instant::now();
     let mut open = Vec::with_capacity(connections);
     for i in 0..connections {
-        let (user, password) = &users[i % USERS];
+        let (user, password) = &users[i % users.len()];
         let connected = Client::login(server.addr, 1024, user, password)
             .and_then(|mut c| c.command("SELECT INBOX").map(|_| c));
         match connected {
@@ -361,8 +371,9 @@ fn idle(dir: &Path, connections: usize, messages: usize) {
     let with = server.rss_kib();
     println!();
     println!(
-        "idle: {} connections logged in with INBOX ({messages} messages) selected, opened in {:.1?}: serve-imap RSS {:.1} MiB ({:.1} MiB before; {:.1} KiB per connection; target < 150 MiB)",
+        "idle: {} connections over {} users logged in with INBOX ({messages} messages) selected, opened in {:.1?}: serve-imap RSS {:.1} MiB ({:.1} MiB before; {:.1} KiB per connection; target < 150 MiB)",
         open.len(),
+        users.len(),
         opened,
         with as f64 / 1024.0,
         before as f64 / 1024.0,
@@ -390,6 +401,11 @@ fn main() {
         big(dir.path());
     }
     if options.idle {
-        idle(dir.path(), options.connections, options.idle_messages);
+        idle(
+            dir.path(),
+            options.connections,
+            options.idle_messages,
+            options.idle_users,
+        );
     }
 }
