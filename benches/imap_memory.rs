@@ -13,7 +13,9 @@
 //! - **idle**: 10,000 connections logged in with INBOX (100 messages) selected, then idle;
 //!   serve-imap's RSS must stay under 150 MiB. The connections are spread over 64 users, whose
 //!   sessions share the list of their unchanged INBOX; `--idle-users 10000` gives each its
-//!   own mailbox, so that nothing is shared.
+//!   own mailbox, so that nothing is shared. RSS is read right after the connections are
+//!   open, and again after 33 s of quiet (serve-imap's sessions let go of their file names
+//!   after 30 s).
 //!
 //! ```text
 //! cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100] [--idle-users 64]
@@ -378,6 +380,15 @@ fn idle(dir: &Path, connections: usize, messages: usize, users: usize) {
         with as f64 / 1024.0,
         before as f64 / 1024.0,
         (with - before) as f64 / open.len().max(1) as f64
+    );
+    // serve-imap lets a session quiet for 30 s drop its file names (to list them again when
+    // the client speaks): the memory of connections that stay idle.
+    thread::sleep(Duration::from_secs(33));
+    let quiet = server.rss_kib();
+    println!(
+        "idle: after 33 s of quiet: serve-imap RSS {:.1} MiB ({:.1} KiB per connection; target < 150 MiB)",
+        quiet as f64 / 1024.0,
+        quiet.saturating_sub(before) as f64 / open.len().max(1) as f64
     );
     // Still alive: one NOOP on a few of them.
     for client in open.iter_mut().step_by(1000) {

@@ -932,3 +932,85 @@ fn sessions_sharing_a_large_mailbox_see_each_others_changes_as_announced() {
     );
     assert!(out.contains("c1 OK"), "{out}");
 }
+
+#[test]
+fn a_hibernated_session_lists_again_and_announces_what_changed_meanwhile() {
+    let mut a = Harness::new();
+    for _ in 0..3 {
+        a.deliver(MESSAGE);
+    }
+    let out = a.select();
+    assert!(out.contains("* 3 RECENT"), "{out}");
+    let out = a.send(b"a1 STORE 2 +FLAGS (\\Flagged $Work)\r\n");
+    assert!(out.contains("a1 OK"), "{out}");
+    assert!(a.session.hibernate(), "a quiet selected session lets go");
+    assert!(!a.session.hibernate(), "and only once");
+
+    // Meanwhile another session flags message 1 and expunges message 3, and mail arrives.
+    let mut b = Session::new(a.store.clone(), config());
+    let drive = |session: &mut Session, input: &[u8]| {
+        session.receive(input);
+        let mut out = Vec::new();
+        while session.next(&mut out) != Action::NeedInput {}
+        String::from_utf8(out).unwrap()
+    };
+    let out = drive(
+        &mut b,
+        b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\nb3 STORE 1 +FLAGS (\\Seen)\r\nb4 STORE 3 +FLAGS (\\Deleted)\r\nb5 EXPUNGE\r\n",
+    );
+    assert!(out.contains("* 3 EXPUNGE"), "{out}");
+    a.deliver(MESSAGE);
+
+    // A FETCH may not announce the expunge: message 3 keeps its number, as gone.
+    let out = a.send(b"a2 FETCH 1:* (FLAGS)\r\n");
+    assert!(!out.contains("* 3 EXPUNGE"), "{out}");
+    assert!(out.contains("* 4 EXISTS"), "{out}");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Seen \\Recent))"), "{out}");
+    assert!(
+        out.contains("* 2 FETCH (FLAGS (\\Flagged $Work \\Recent))"),
+        "flags and \\Recent kept across hibernation: {out}"
+    );
+    assert!(out.contains("* 4 FETCH (FLAGS (\\Recent))"), "{out}");
+    assert!(out.contains("a2 NO [EXPUNGEISSUED]"), "{out}");
+    let out = a.send(b"a3 NOOP\r\n");
+    assert!(out.starts_with("* 3 EXPUNGE\r\n"), "{out}");
+    // The file names are back: bodies are read, and flags change on disk.
+    let out = a.send(b"a4 FETCH 2 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\r\n");
+    assert!(out.contains("Subject: Hello"), "{out}");
+    let out = a.send(b"a5 STORE 3 +FLAGS.SILENT (\\Deleted)\r\na6 EXPUNGE\r\n");
+    assert!(out.contains("* 3 EXPUNGE\r\na6 OK"), "{out}");
+    // That was the new mail (UID 4), gone from the disk before b saw it.
+    let out = drive(&mut b, b"b6 UID FETCH 1:* (FLAGS)\r\n");
+    assert!(out.contains("* 1 FETCH (UID 1 FLAGS (\\Seen))"), "{out}");
+    assert!(
+        out.contains("* 2 FETCH (UID 2 FLAGS (\\Flagged $Work))"),
+        "{out}"
+    );
+    assert!(!out.contains("UID 4"), "{out}");
+    let files = ["new", "cur"]
+        .iter()
+        .map(|d| fs::read_dir(a.inbox().path().join(d)).unwrap().count())
+        .sum::<usize>();
+    assert_eq!(files, 2);
+}
+
+#[test]
+fn only_a_session_between_commands_with_a_mailbox_hibernates() {
+    let mut a = Harness::new();
+    a.deliver(MESSAGE);
+    a.login();
+    assert!(!a.session.hibernate(), "nothing selected");
+    let out = a.send(b"s1 SELECT INBOX\r\n");
+    assert!(out.contains("s1 OK"), "{out}");
+    a.session.receive(b"a1 NOOP");
+    assert!(!a.session.hibernate(), "half a command received");
+    let out = a.send(b"\r\na2 IDLE\r\n");
+    assert!(out.contains("+ "), "{out}");
+    assert!(!a.session.hibernate(), "in IDLE");
+    let out = a.send(b"DONE\r\n");
+    assert!(out.contains("a2 OK"), "{out}");
+    assert!(a.session.hibernate());
+    let out = a.send(b"a3 FETCH 1 (FLAGS UID)\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Recent) UID 1)"), "{out}");
+    assert!(out.contains("a3 OK"), "{out}");
+}

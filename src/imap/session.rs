@@ -262,6 +262,9 @@ impl Session {
         if !self.deferred.is_empty() {
             out.append(&mut self.deferred);
         }
+        if self.selected.as_ref().is_some_and(|s| s.dormant.is_some()) {
+            self.wake(out);
+        }
         loop {
             if let Some(action) = self.action.take() {
                 return action;
@@ -309,6 +312,22 @@ impl Session {
     pub fn tick_if_changed(&mut self, out: &mut Vec<u8>) {
         if self.is_idling() {
             self.refresh(true, Sync::Fast, out);
+        }
+    }
+
+    /// The client has been quiet for a while: let go of what the session can rebuild, the
+    /// selected mailbox's file names, which it lists again when the client speaks (see
+    /// `Selected::let_go`). Only between commands and outside IDLE; true if memory was freed.
+    pub fn hibernate(&mut self) -> bool {
+        let between_commands = matches!(self.input, Input::Command)
+            && self.command.is_empty()
+            && self.fetch.is_none()
+            && self.action.is_none()
+            && self.reader.is_idle()
+            && self.reader.available() == 0;
+        match self.selected.as_mut() {
+            Some(selected) if between_commands => selected.let_go(),
+            _ => false,
         }
     }
 

@@ -60,6 +60,13 @@ impl MessageEntry {
         }
     }
 
+    /// An entry that names no file, only `flags`: what a session that let go of its file
+    /// names holds until it lists the Maildir again, which it does before it opens any
+    /// message. (A Maildir name never starts with `:`.)
+    pub fn placeholder(flags: &str) -> Self {
+        MessageEntry::from_name(Folder::Cur, format!(":2,{flags}"))
+    }
+
     pub fn folder(&self) -> Folder {
         self.folder
     }
