@@ -4,8 +4,10 @@
 //!
 //! The first byte of the input chooses how the rest is split into reads, so the fuzzer also
 //! explores commands and literals cut at every point. Failed logins ask for a pause, which
-//! the target skips (there is no clock). The store is a copy of the demo store, restored when
-//! an input changed it, so every input sees the same mailboxes.
+//! the target skips (there is no clock). Before every other read the session is asked to
+//! hibernate, as the driver does after 30 quiet seconds, so that waking (a new listing and
+//! its merge) runs between any two commands. The store is a copy of the demo store,
+//! restored when an input changed it, so every input sees the same mailboxes.
 
 #![no_main]
 
@@ -94,11 +96,16 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     session.greeting(&mut out);
     assert!(out.starts_with(b"* OK") && out.ends_with(b"\r\n"), "{out:?}");
-    let mut chunks = input.chunks(chunk);
+    let mut chunks = input.chunks(chunk).enumerate();
     'session: loop {
         match session.next(&mut out) {
             Action::NeedInput => match chunks.next() {
-                Some(bytes) => session.receive(bytes),
+                Some((n, bytes)) => {
+                    if n % 2 == 1 {
+                        session.hibernate();
+                    }
+                    session.receive(bytes);
+                }
                 None => break,
             },
             Action::Flush | Action::Pause { then_close: false, .. } => {}
