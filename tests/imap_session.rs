@@ -110,6 +110,14 @@ impl Harness {
     }
 }
 
+/// Feed `input` to a second session and run it until it wants more.
+fn drive(session: &mut Session, input: &[u8]) -> String {
+    session.receive(input);
+    let mut out = Vec::new();
+    while session.next(&mut out) != Action::NeedInput {}
+    String::from_utf8(out).unwrap()
+}
+
 #[test]
 fn greeting_and_capability() {
     let mut h = Harness::new();
@@ -592,12 +600,6 @@ fn updates_from_another_session() {
     }
     a.select();
     let mut b = Session::new(a.store.clone(), config());
-    let drive = |session: &mut Session, input: &[u8]| {
-        session.receive(input);
-        let mut out = Vec::new();
-        while session.next(&mut out) != Action::NeedInput {}
-        String::from_utf8(out).unwrap()
-    };
     drive(&mut b, b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\n");
     let out = drive(
         &mut b,
@@ -826,12 +828,6 @@ fn copied_and_flagged_appended_mail_is_recent_where_it_lands() {
     let out = a.send(b"a1 CREATE Box\r\na2 STORE 1 FLAGS (\\Seen)\r\n");
     assert!(out.contains("a2 OK"), "{out}");
     let mut b = Session::new(a.store.clone(), config());
-    let drive = |session: &mut Session, input: &[u8]| {
-        session.receive(input);
-        let mut out = Vec::new();
-        while session.next(&mut out) != Action::NeedInput {}
-        String::from_utf8(out).unwrap()
-    };
     let out = drive(&mut b, b"b1 LOGIN alice secret\r\nb2 SELECT Box\r\n");
     assert!(out.contains("* 0 RECENT"), "{out}");
     let out = a.send(b"a3 COPY 1:2 Box\r\na4 APPEND Box (\\Flagged) {5+}\r\nhello\r\n");
@@ -879,12 +875,6 @@ fn sessions_sharing_a_large_mailbox_see_each_others_changes_as_announced() {
         }
     };
     settle();
-    let drive = |session: &mut Session, input: &[u8]| {
-        session.receive(input);
-        let mut out = Vec::new();
-        while session.next(&mut out) != Action::NeedInput {}
-        String::from_utf8(out).unwrap()
-    };
     let mut sessions: Vec<Session> = (0..3)
         .map(|_| Session::new(a.store.clone(), config()))
         .collect();
@@ -948,12 +938,6 @@ fn a_hibernated_session_lists_again_and_announces_what_changed_meanwhile() {
 
     // Meanwhile another session flags message 1 and expunges message 3, and mail arrives.
     let mut b = Session::new(a.store.clone(), config());
-    let drive = |session: &mut Session, input: &[u8]| {
-        session.receive(input);
-        let mut out = Vec::new();
-        while session.next(&mut out) != Action::NeedInput {}
-        String::from_utf8(out).unwrap()
-    };
     let out = drive(
         &mut b,
         b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\nb3 STORE 1 +FLAGS (\\Seen)\r\nb4 STORE 3 +FLAGS (\\Deleted)\r\nb5 EXPUNGE\r\n",
