@@ -323,8 +323,7 @@ impl Session {
             && self.command.is_empty()
             && self.fetch.is_none()
             && self.action.is_none()
-            && self.reader.is_idle()
-            && self.reader.available() == 0;
+            && self.reader.is_idle();
         match self.selected.as_mut() {
             Some(selected) if between_commands => selected.let_go(),
             _ => false,
