@@ -244,10 +244,11 @@ impl Store {
         })
     }
 
-    /// The users in `passwd`; an empty list when the store has no `passwd` yet.
-    pub fn read_passwd(&self) -> Result<PasswdFile> {
+    /// The users in `passwd`; an empty list when the store has no `passwd` yet. Shared, and
+    /// parsed again only when the file changed ([`PasswdFile::read_shared`]).
+    pub fn read_passwd(&self) -> Result<std::sync::Arc<PasswdFile>> {
         self.check_exists()?;
-        PasswdFile::read(&self.passwd_path())
+        PasswdFile::read_shared(&self.passwd_path())
     }
 
     /// Every user name, in file order.
