@@ -15,10 +15,11 @@
 //!   sessions share the list of their unchanged INBOX; `--idle-users 10000` gives each its
 //!   own mailbox, so that nothing is shared. RSS is read right after the connections are
 //!   open, and again after 33 s of quiet (serve-imap's sessions let go of their file names
-//!   after 30 s).
+//!   after 30 s). `--in-idle` has every connection IDLE after its SELECT, as mail clients
+//!   wait, so that each session also watches its Maildir and looks at it every 10 s.
 //!
 //! ```text
-//! cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100] [--idle-users 64]
+//! cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100] [--idle-users 64] [--in-idle]
 //! ```
 
 mod support;
@@ -41,9 +42,10 @@ struct Options {
     connections: usize,
     idle_messages: usize,
     idle_users: usize,
+    in_idle: bool,
 }
 
-const USAGE: &str = "cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100] [--idle-users 64]";
+const USAGE: &str = "cargo bench --bench imap_memory -- [--only size|big|idle] [--messages 100000] [--connections 10000] [--idle-messages 100] [--idle-users 64] [--in-idle]";
 
 fn options() -> Options {
     let mut options = Options {
@@ -54,6 +56,7 @@ fn options() -> Options {
         connections: 10_000,
         idle_messages: 100,
         idle_users: 64,
+        in_idle: false,
     };
     let mut args = support::Args::new(USAGE);
     while let Some(arg) = args.next_option() {
@@ -71,6 +74,7 @@ fn options() -> Options {
             "--connections" => options.connections = args.value(&arg),
             "--idle-messages" => options.idle_messages = args.value(&arg),
             "--idle-users" => options.idle_users = args.value(&arg),
+            "--in-idle" => options.in_idle = true,
             other => args.unknown(other),
         }
     }
@@ -326,7 +330,7 @@ fn big(dir: &Path) {
     client.logout().unwrap();
 }
 
-fn idle(dir: &Path, connections: usize, messages: usize, users: usize) {
+fn idle(dir: &Path, connections: usize, messages: usize, users: usize, in_idle: bool) {
     let file_limit = support::raise_file_limit();
     if file_limit < connections as u64 + 100 {
         println!("idle: skipped (file limit {file_limit} < {connections}; raise ulimit -n)");
@@ -358,8 +362,11 @@ fn idle(dir: &Path, connections: usize, messages: usize, users: usize) {
     let mut open = Vec::with_capacity(connections);
     for i in 0..connections {
         let (user, password) = &users[i % users.len()];
-        let connected = Client::login(server.addr, 1024, user, password)
-            .and_then(|mut c| c.command("SELECT INBOX").map(|_| c));
+        let connected = Client::login(server.addr, 1024, user, password).and_then(|mut c| {
+            c.command("SELECT INBOX")?;
+            let idle = if in_idle { Some(c.idle()?) } else { None };
+            Ok((c, idle))
+        });
         match connected {
             Ok(client) => open.push(client),
             Err(error) => {
@@ -373,9 +380,10 @@ fn idle(dir: &Path, connections: usize, messages: usize, users: usize) {
     let with = server.rss_kib();
     println!();
     println!(
-        "idle: {} connections over {} users logged in with INBOX ({messages} messages) selected, opened in {:.1?}: serve-imap RSS {:.1} MiB ({:.1} MiB before; {:.1} KiB per connection; target < 150 MiB)",
+        "idle: {} connections over {} users logged in with INBOX ({messages} messages) selected{}, opened in {:.1?}: serve-imap RSS {:.1} MiB ({:.1} MiB before; {:.1} KiB per connection; target < 150 MiB)",
         open.len(),
         users.len(),
+        if in_idle { ", in IDLE" } else { "" },
         opened,
         with as f64 / 1024.0,
         before as f64 / 1024.0,
@@ -390,8 +398,11 @@ fn idle(dir: &Path, connections: usize, messages: usize, users: usize) {
         quiet as f64 / 1024.0,
         quiet.saturating_sub(before) as f64 / open.len().max(1) as f64
     );
-    // Still alive: one NOOP on a few of them.
-    for client in open.iter_mut().step_by(1000) {
+    // Still alive: one NOOP on a few of them (after DONE, in IDLE).
+    for (client, idle) in open.iter_mut().step_by(1000) {
+        if let Some(tag) = idle.take() {
+            client.done(&tag).unwrap();
+        }
         client.command("NOOP").unwrap();
     }
 }
@@ -417,6 +428,7 @@ fn main() {
             options.connections,
             options.idle_messages,
             options.idle_users,
+            options.in_idle,
         );
     }
 }

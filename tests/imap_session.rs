@@ -865,15 +865,7 @@ fn sessions_sharing_a_large_mailbox_see_each_others_changes_as_announced() {
         let name = format!("1700000000.M{n}P1Q{n}.host,S=2:2,S");
         fs::write(inbox.path().join("cur").join(name), "x\n").unwrap();
     }
-    let settle = || {
-        let past = std::time::SystemTime::now() - Duration::from_secs(60);
-        for sub in ["new", "cur"] {
-            fs::File::open(inbox.path().join(sub))
-                .unwrap()
-                .set_modified(past)
-                .unwrap();
-        }
-    };
+    let settle = || settle_folders(&inbox);
     settle();
     let mut sessions: Vec<Session> = (0..3)
         .map(|_| Session::new(a.store.clone(), config()))
@@ -978,6 +970,58 @@ fn a_hibernated_session_lists_again_and_announces_what_changed_meanwhile() {
     assert_eq!(files, 2);
 }
 
+/// Put the folders' times of `maildir` a minute back, so that a look at them is settled.
+fn settle_folders(maildir: &Maildir) {
+    let past = std::time::SystemTime::now() - Duration::from_secs(60);
+    for sub in ["new", "cur"] {
+        fs::File::open(maildir.path().join(sub))
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_session_hibernating_in_idle_sleeps_until_the_mailbox_changes() {
+    let mut a = Harness::new();
+    for _ in 0..3 {
+        a.deliver(MESSAGE);
+    }
+    a.select();
+    // A settled look, so that a tick with nothing changed can prove it without listing.
+    settle_folders(&a.inbox());
+    let out = a.send(b"a1 NOOP\r\na2 IDLE\r\n");
+    assert!(out.contains("+ "), "{out}");
+    assert!(a.session.hibernate(), "a quiet IDLE lets go");
+    let mut out = Vec::new();
+    a.session.tick(&mut out);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert!(!a.session.hibernate(), "nothing changed: still asleep");
+
+    // Another session flags message 1 and expunges message 3; new mail arrives.
+    let mut b = Session::new(a.store.clone(), config());
+    let out = drive(
+        &mut b,
+        b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\nb3 STORE 1 +FLAGS (\\Seen)\r\nb4 STORE 3 +FLAGS (\\Deleted)\r\nb5 EXPUNGE\r\n",
+    );
+    assert!(out.contains("* 3 EXPUNGE"), "{out}");
+    a.deliver(MESSAGE);
+    let mut out = Vec::new();
+    a.session.tick(&mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("* 3 EXPUNGE\r\n"), "IDLE may announce expunges: {out}");
+    assert!(out.contains("* 3 EXISTS\r\n"), "{out}");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Seen \\Recent))"), "{out}");
+    assert!(a.session.hibernate(), "awake after announcing, and asleep again");
+    let out = a.send(b"DONE\r\n");
+    assert!(out.contains("a2 OK"), "{out}");
+    // The names came back from the listing: the new mail's body is read from its file.
+    let out = a.send(b"a3 UID FETCH 4 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n");
+    assert!(out.contains("* 3 FETCH (UID 4 FLAGS (\\Recent)"), "{out}");
+    assert!(out.contains("Subject: Hello"), "{out}");
+    assert!(out.contains("a3 OK"), "{out}");
+}
+
 #[test]
 fn only_a_session_between_commands_with_a_mailbox_hibernates() {
     let mut a = Harness::new();
@@ -990,8 +1034,9 @@ fn only_a_session_between_commands_with_a_mailbox_hibernates() {
     assert!(!a.session.hibernate(), "half a command received");
     let out = a.send(b"\r\na2 IDLE\r\n");
     assert!(out.contains("+ "), "{out}");
-    assert!(!a.session.hibernate(), "in IDLE");
-    let out = a.send(b"DONE\r\n");
+    a.session.receive(b"DO");
+    assert!(!a.session.hibernate(), "half a DONE received");
+    let out = a.send(b"NE\r\n");
     assert!(out.contains("a2 OK"), "{out}");
     assert!(a.session.hibernate());
     let out = a.send(b"a3 FETCH 1 (FLAGS UID)\r\n");

@@ -24,10 +24,11 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// How often it looks anyway when watched, for what inotify does not see (a network
 /// filesystem changed from another host; Dovecot's `mailbox_idle_check_interval` is 30 s).
 const IDLE_POLL_WATCHED: Duration = Duration::from_secs(10);
-/// After this long without a word from the client (outside IDLE), the session lets go of
-/// its selected mailbox's file names and lists the Maildir again when the client speaks
-/// (`Session::hibernate`): 10,000 quiet connections then hold 16 octets a message, not 96.
-/// Dovecot's `imap_hibernate_timeout` is the like of it, for IDLE.
+/// After this long without a word from the client, in IDLE or not, the session lets go of
+/// its selected mailbox's file names and lists the Maildir again when the client speaks or,
+/// in IDLE, when the Maildir changes (`Session::hibernate`): 10,000 quiet connections then
+/// hold 16 octets a message, not 96. Dovecot's `imap_hibernate_timeout` is the like of it,
+/// for IDLE only.
 const HIBERNATE_AFTER: Duration = Duration::from_secs(30);
 
 /// IMAP as the server shell runs it.
@@ -192,12 +193,18 @@ async fn read<S: Stream>(
             return Ok(n);
         }
         if session.is_idling() {
+            // A change wakes a hibernating session, which then sleeps again below.
             announce(conn, session, Session::tick).await?;
-        } else if !hibernated && started.elapsed() >= HIBERNATE_AFTER {
+        }
+        if started.elapsed() >= HIBERNATE_AFTER {
             // A quiet client: keep only what cannot be listed again.
-            session.hibernate();
-            conn.out = Vec::new();
-            hibernated = true;
+            if session.hibernate() {
+                crate::server::heap::release_soon();
+            }
+            if !hibernated {
+                conn.out = Vec::new();
+                hibernated = true;
+            }
         }
     }
 }

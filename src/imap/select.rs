@@ -498,10 +498,17 @@ impl Session {
 
     /// A session that let go of its file names ([`Selected::let_go`]) takes them back, from a
     /// new listing of the Maildir, and announces what changed meanwhile (EXISTS, FETCH FLAGS;
-    /// EXPUNGE waits for a command that allows it, as the next one may be a FETCH). Until the
-    /// listing succeeds, its messages count as gone, so that nothing opens a file by an
-    /// entry that names none.
+    /// EXPUNGE waits for a command that allows it, as the next one may be a FETCH).
     pub(super) fn wake(&mut self, out: &mut Vec<u8>) {
+        if self.selected.as_ref().is_some_and(|s| s.dormant.is_some()) {
+            self.wake_announcing(false, out);
+        }
+    }
+
+    /// [`wake`](Self::wake), with EXPUNGE announced when `expunge_ok` (during IDLE). Until
+    /// the listing succeeds, the messages count as gone, so that nothing opens a file by an
+    /// entry that names none.
+    fn wake_announcing(&mut self, expunge_ok: bool, out: &mut Vec<u8>) {
         let Some(selected) = self.selected.as_mut() else {
             return;
         };
@@ -510,7 +517,7 @@ impl Session {
         };
         selected.messages = Arc::new(dormant.iter().map(|d| d.message()).collect());
         selected.stamp = None;
-        self.refresh(false, Sync::Full, out);
+        self.refresh(expunge_ok, Sync::Full, out);
         if let Some(selected) = self.selected.as_mut() {
             if selected.stamp.is_none() {
                 selected.gone = selected.messages.iter().map(|m| m.uid).collect();
@@ -541,6 +548,11 @@ impl Session {
                 return;
             }
             _ => {}
+        }
+        if selected.dormant.is_some() {
+            // Hibernating in IDLE, and the Maildir changed: list it whole, then announce.
+            self.wake_announcing(expunge_ok, out);
+            return;
         }
         let snapshot = match selected
             .maildir

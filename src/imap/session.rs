@@ -316,18 +316,22 @@ impl Session {
     }
 
     /// The client has been quiet for a while: let go of what the session can rebuild, the
-    /// selected mailbox's file names, which it lists again when the client speaks (see
-    /// `Selected::let_go`). Only between commands and outside IDLE; true if memory was freed.
+    /// selected mailbox's file names, which it lists again when the client speaks or, in
+    /// IDLE, when the Maildir changes (see `Selected::let_go`). Only between commands or in
+    /// IDLE; true if the file names were let go.
     pub fn hibernate(&mut self) -> bool {
-        let between_commands = matches!(self.input, Input::Command)
+        let between_commands = matches!(self.input, Input::Command | Input::Idle { .. })
             && self.command.is_empty()
             && self.fetch.is_none()
             && self.action.is_none()
             && self.reader.is_idle();
-        match self.selected.as_mut() {
-            Some(selected) if between_commands => selected.let_go(),
-            _ => false,
+        if !between_commands {
+            return false;
         }
+        // The input buffers, kept between commands up to 1 KiB each, are empty: drop them too.
+        self.command = Vec::new();
+        self.reader.clear();
+        self.selected.as_mut().is_some_and(|s| s.let_go())
     }
 
     /// The TLS handshake after [`Action::StartTls`] succeeded.
