@@ -65,18 +65,22 @@ impl Driver for Imap {
         match run(&mut conn, &mut session).await {
             Stop::End(End::Shutdown) => shut_down(&mut conn, &mut session).await,
             Stop::End(end) => end,
+            // Boxed, so that plain sessions do not carry the encrypted one's size.
             Stop::StartTls => {
-                let mut conn = match conn.start_tls(TlsMode::StartTls).await {
-                    Ok(conn) => conn,
-                    Err(end) => return end,
-                };
-                session.tls_established();
-                match run(&mut conn, &mut session).await {
-                    Stop::End(End::Shutdown) => shut_down(&mut conn, &mut session).await,
-                    Stop::End(end) => end,
-                    // An encrypted session refuses STARTTLS; end it rather than nest.
-                    Stop::StartTls => End::TlsFailed,
-                }
+                Box::pin(async move {
+                    let mut conn = match conn.start_tls(TlsMode::StartTls).await {
+                        Ok(conn) => conn,
+                        Err(end) => return end,
+                    };
+                    session.tls_established();
+                    match run(&mut conn, &mut session).await {
+                        Stop::End(End::Shutdown) => shut_down(&mut conn, &mut session).await,
+                        Stop::End(end) => end,
+                        // An encrypted session refuses STARTTLS; end it rather than nest.
+                        Stop::StartTls => End::TlsFailed,
+                    }
+                })
+                .await
             }
         }
     }

@@ -39,8 +39,7 @@ pub fn release_soon() {
                 SCHEDULED.store(false, Ordering::Release);
                 // A request between the check and the store found SCHEDULED set and only set
                 // AGAIN: take it up rather than lose it.
-                if !AGAIN.swap(false, Ordering::AcqRel) || SCHEDULED.swap(true, Ordering::AcqRel)
-                {
+                if !AGAIN.swap(false, Ordering::AcqRel) || SCHEDULED.swap(true, Ordering::AcqRel) {
                     return;
                 }
             }

@@ -259,8 +259,9 @@ pub async fn serve<D: Driver>(
         tokio::spawn(async move {
             let mut stream = ClientStream::new(socket);
             let (client, ip_slot) = if proxied {
+                // Boxed, as its 512-octet buffer would otherwise stay in every session's task.
                 let header = tokio::select! {
-                    header = read_proxy_header(&mut stream, config.header_timeout()) => header,
+                    header = Box::pin(read_proxy_header(&mut stream, config.header_timeout())) => header,
                     () = wait_for_shutdown(shutdown.resubscribe()) => return,
                 };
                 let client = match header {
@@ -311,10 +312,15 @@ pub async fn serve<D: Driver>(
             let via = proxied.then_some(peer);
             log.line(id, Some(client), &ShellEvent::Connect { via });
             let end = if implicit_tls {
-                match conn.start_tls(TlsMode::Implicit).await {
-                    Ok(conn) => driver.serve(conn).await,
-                    Err(end) => end,
-                }
+                // Boxed: a TLS session's future is over twice a plain one's, and inline every
+                // plain connection's task would be that size too (4.1 KiB, not 1.9).
+                Box::pin(async move {
+                    match conn.start_tls(TlsMode::Implicit).await {
+                        Ok(conn) => driver.serve(conn).await,
+                        Err(end) => end,
+                    }
+                })
+                .await
             } else {
                 driver.serve(conn).await
             };
