@@ -929,12 +929,7 @@ fn a_hibernated_session_lists_again_and_announces_what_changed_meanwhile() {
     assert!(!a.session.hibernate(), "and only once");
 
     // Meanwhile another session flags message 1 and expunges message 3, and mail arrives.
-    let mut b = Session::new(a.store.clone(), config());
-    let out = drive(
-        &mut b,
-        b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\nb3 STORE 1 +FLAGS (\\Seen)\r\nb4 STORE 3 +FLAGS (\\Deleted)\r\nb5 EXPUNGE\r\n",
-    );
-    assert!(out.contains("* 3 EXPUNGE"), "{out}");
+    let mut b = seen_one_and_expunge_three(&a);
     a.deliver(MESSAGE);
 
     // A FETCH may not announce the expunge: message 3 keeps its number, as gone.
@@ -970,6 +965,18 @@ fn a_hibernated_session_lists_again_and_announces_what_changed_meanwhile() {
     assert_eq!(files, 2);
 }
 
+/// A second session of alice's that marks message 1 `\Seen` and expunges message 3; it stays
+/// selected, for what it sees later.
+fn seen_one_and_expunge_three(a: &Harness) -> Session {
+    let mut b = Session::new(a.store.clone(), config());
+    let out = drive(
+        &mut b,
+        b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\nb3 STORE 1 +FLAGS (\\Seen)\r\nb4 STORE 3 +FLAGS (\\Deleted)\r\nb5 EXPUNGE\r\n",
+    );
+    assert!(out.contains("* 3 EXPUNGE"), "{out}");
+    b
+}
+
 /// Put the folders' times of `maildir` a minute back, so that a look at them is settled.
 fn settle_folders(maildir: &Maildir) {
     let past = std::time::SystemTime::now() - Duration::from_secs(60);
@@ -999,20 +1006,21 @@ fn a_session_hibernating_in_idle_sleeps_until_the_mailbox_changes() {
     assert!(!a.session.hibernate(), "nothing changed: still asleep");
 
     // Another session flags message 1 and expunges message 3; new mail arrives.
-    let mut b = Session::new(a.store.clone(), config());
-    let out = drive(
-        &mut b,
-        b"b1 LOGIN alice secret\r\nb2 SELECT INBOX\r\nb3 STORE 1 +FLAGS (\\Seen)\r\nb4 STORE 3 +FLAGS (\\Deleted)\r\nb5 EXPUNGE\r\n",
-    );
-    assert!(out.contains("* 3 EXPUNGE"), "{out}");
+    seen_one_and_expunge_three(&a);
     a.deliver(MESSAGE);
     let mut out = Vec::new();
     a.session.tick(&mut out);
     let out = String::from_utf8(out).unwrap();
-    assert!(out.contains("* 3 EXPUNGE\r\n"), "IDLE may announce expunges: {out}");
+    assert!(
+        out.contains("* 3 EXPUNGE\r\n"),
+        "IDLE may announce expunges: {out}"
+    );
     assert!(out.contains("* 3 EXISTS\r\n"), "{out}");
     assert!(out.contains("* 1 FETCH (FLAGS (\\Seen \\Recent))"), "{out}");
-    assert!(a.session.hibernate(), "awake after announcing, and asleep again");
+    assert!(
+        a.session.hibernate(),
+        "awake after announcing, and asleep again"
+    );
     let out = a.send(b"DONE\r\n");
     assert!(out.contains("a2 OK"), "{out}");
     // The names came back from the listing: the new mail's body is read from its file.
