@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::imap::RawImap;
+use support::imap::{mail, RawImap};
 use support::pop3::{PopClient, PopServer};
 use support::TempStore;
 
@@ -303,6 +303,49 @@ fn idle_announces_a_delivery_within_seconds() {
     imap.send_raw(b"DONE\r\n");
     let last = imap.read_until_tagged("i1").pop().unwrap();
     assert!(last.starts_with("i1 OK"), "{last}");
+}
+
+#[test]
+fn a_connection_quiet_for_a_moment_still_reads_long_commands_big_literals_and_done_whole() {
+    // After a second without a word the server keeps a read buffer of 64 octets only: what
+    // comes after must arrive whole, however long.
+    let store = TempStore::demo();
+    let server = serve(&store);
+    let mut imap = login(&server);
+    imap.ok("SELECT INBOX");
+    let quiet = || std::thread::sleep(Duration::from_millis(1500));
+
+    quiet();
+    let fields: Vec<String> = (0..150).map(|i| format!("X-Field-{i}")).collect();
+    let command = format!(
+        "FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT {})])",
+        fields.join(" ")
+    );
+    assert!(command.len() > 1500);
+    let lines = imap.ok(&command);
+    assert!(
+        lines.iter().any(|l| l.windows(8).any(|w| w == b"Subject:")),
+        "{:?}",
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l))
+            .collect::<Vec<_>>()
+    );
+
+    quiet();
+    let big = mail("after a quiet moment", 300_000);
+    imap.append("", big.clone());
+    let uid = *imap.uids("ALL").last().unwrap();
+    assert_eq!(imap.body(uid), big);
+
+    quiet();
+    imap.send_raw(b"i1 IDLE\r\n");
+    assert!(imap.read_line().unwrap().starts_with("+ "));
+    quiet();
+    imap.send_raw(b"DONE\r\n");
+    let last = imap.read_until_tagged("i1").pop().unwrap();
+    assert!(last.starts_with("i1 OK"), "{last}");
+    imap.noop();
 }
 
 #[test]

@@ -320,18 +320,22 @@ impl Session {
     /// IDLE, when the Maildir changes (see `Selected::let_go`). Only between commands or in
     /// IDLE; true if the file names were let go.
     pub fn hibernate(&mut self) -> bool {
+        self.shed_buffers() && self.selected.as_mut().is_some_and(|s| s.let_go())
+    }
+
+    /// The client has been quiet for a moment: if between commands or in IDLE, drop the
+    /// input buffers, kept between commands up to 1 KiB each and now empty, and say so.
+    pub fn shed_buffers(&mut self) -> bool {
         let between_commands = matches!(self.input, Input::Command | Input::Idle { .. })
             && self.command.is_empty()
             && self.fetch.is_none()
             && self.action.is_none()
             && self.reader.is_idle();
-        if !between_commands {
-            return false;
+        if between_commands {
+            self.command = Vec::new();
+            self.reader.clear();
         }
-        // The input buffers, kept between commands up to 1 KiB each, are empty: drop them too.
-        self.command = Vec::new();
-        self.reader.clear();
-        self.selected.as_mut().is_some_and(|s| s.let_go())
+        between_commands
     }
 
     /// The TLS handshake after [`Action::StartTls`] succeeded.

@@ -1,11 +1,12 @@
 //! Gives memory that quiet sessions let go of back to the system.
 //!
-//! A session that hibernates frees its small allocations (an IMAP session, one file name per
-//! message). The C allocator keeps such holes for reuse, so the process's RSS does not fall:
-//! 10,000 IMAP sessions opened at once and hibernating 30 s later went from 155 to 163 MiB,
-//! the freed lists left in place and the hibernated state added. `malloc_trim` hands the
-//! whole free pages inside those holes back (`MADV_DONTNEED`): the same run then fell from
-//! 155 to 141 MiB (`benches/imap_memory.rs`, 2026-12-03). A wave of sessions going quiet asks for one trim a little after its last
+//! A quiet connection frees its buffers, a hibernating session its small allocations (an
+//! IMAP session, one file name per message). The C allocator keeps such holes for reuse, so
+//! the process's RSS does not fall: 10,000 IMAP sessions opened at once and hibernating 30 s
+//! later went from 155 to 163 MiB, the freed lists left in place and the hibernated state
+//! added. `malloc_trim` hands the whole free pages inside those holes back
+//! (`MADV_DONTNEED`): the same run then fell from 155 to 141 MiB (`benches/imap_memory.rs`,
+//! 2026-12-03). A wave of sessions going quiet asks for one trim a little after its last
 //! member, not one each; the trim itself runs off the runtime's workers, since it walks the
 //! whole heap under the allocator's locks.
 
