@@ -16,35 +16,20 @@ use std::time::Duration;
 /// How long requests are gathered before one trim serves them all.
 const GATHER: Duration = Duration::from_secs(2);
 
-/// A trim is waiting to run (its task sleeps or trims).
-static SCHEDULED: AtomicBool = AtomicBool::new(false);
-/// A request came after the scheduled trim began: run another.
-static AGAIN: AtomicBool = AtomicBool::new(false);
+/// A trim is scheduled and has not begun: a request now is served by it.
+static PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Ask for freed memory to go back to the system soon. Call it after freeing a good deal, from
 /// inside the server's runtime; elsewhere it does nothing.
 pub fn release_soon() {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return;
-    }
-    if SCHEDULED.swap(true, Ordering::AcqRel) {
-        AGAIN.store(true, Ordering::Release);
+    if tokio::runtime::Handle::try_current().is_err() || PENDING.swap(true, Ordering::AcqRel) {
         return;
     }
     tokio::spawn(async {
-        loop {
-            tokio::time::sleep(GATHER).await;
-            AGAIN.store(false, Ordering::Release);
-            let _ = tokio::task::spawn_blocking(trim).await;
-            if !AGAIN.load(Ordering::Acquire) {
-                SCHEDULED.store(false, Ordering::Release);
-                // A request between the check and the store found SCHEDULED set and only set
-                // AGAIN: take it up rather than lose it.
-                if !AGAIN.swap(false, Ordering::AcqRel) || SCHEDULED.swap(true, Ordering::AcqRel) {
-                    return;
-                }
-            }
-        }
+        tokio::time::sleep(GATHER).await;
+        // From here on a request schedules a trim of its own: this one may begin before its free.
+        PENDING.store(false, Ordering::Release);
+        let _ = tokio::task::spawn_blocking(trim).await;
     });
 }
 
