@@ -18,9 +18,9 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::{Result, StoreError};
+use super::{unix_now, Result, StoreError};
 
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
@@ -109,12 +109,6 @@ impl Seen {
             self.ctime
         }
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The host name as Dovecot writes it into a dotlock (`my_hostname`, unescaped).

@@ -415,6 +415,20 @@ pub fn on_blocking(hook: BlockingHook) {
     let _ = BLOCKING_HOOK.set(hook);
 }
 
+/// Seconds since the Unix epoch (0 for a clock set before it).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Dovecot's `MAILDIR_SYNC_SECS` rule: a file time (Unix seconds) less than a whole second
+/// before `now` may stay as it is through a change made within the same tick, so only an
+/// older one, seen again unchanged, proves that nothing changed.
+pub(crate) fn time_is_settled(seconds: i64, now: i64) -> bool {
+    seconds < now - 1
+}
+
 /// Run `f`, which waits for the disk (an fsync), through the registered hook if any.
 pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     let Some(hook) = BLOCKING_HOOK.get() else {

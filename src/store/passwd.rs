@@ -14,9 +14,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Result, StoreError, UserName};
+use super::{time_is_settled, unix_now, Result, StoreError, UserName};
 
 /// One user's line.
 #[derive(Debug, Clone)]
@@ -107,7 +106,7 @@ impl PasswdFile {
     /// # Errors
     /// As [`read`](Self::read).
     pub fn read_shared(path: &Path) -> Result<Arc<PasswdFile>> {
-        read_shared_at(path, unix_seconds())
+        read_shared_at(path, unix_now())
     }
 
     /// Parse file contents; `path` only names the file in errors.
@@ -268,10 +267,10 @@ impl Version {
         }
     }
 
-    /// Dovecot's rule for Maildir times, as [`super::ChangeStamp`] applies it: a time within
-    /// the last whole second may not have moved for a change made in the same tick.
+    /// Dovecot's rule for Maildir times, as [`super::ChangeStamp`] applies it
+    /// ([`time_is_settled`]), on both times.
     fn is_settled(&self, now: i64) -> bool {
-        self.mtime.0.max(self.ctime.0) < now - 1
+        time_is_settled(self.mtime.0.max(self.ctime.0), now)
     }
 }
 
@@ -282,12 +281,6 @@ type Cache = HashMap<PathBuf, (Version, Arc<PasswdFile>)>;
 const MAX_CACHED: usize = 16;
 
 static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
-
-fn unix_seconds() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// [`PasswdFile::read_shared`] with the clock at `now` (Unix seconds).
 fn read_shared_at(path: &Path, now: i64) -> Result<Arc<PasswdFile>> {
@@ -384,7 +377,7 @@ mod tests {
         let again = PasswdFile::read_shared(&path).unwrap();
         assert!(!Arc::ptr_eq(&first, &again));
         // With the clock a minute on, the same version is settled and shared.
-        let later = unix_seconds() + 60;
+        let later = unix_now() + 60;
         let kept = read_shared_at(&path, later).unwrap();
         assert!(Arc::ptr_eq(&kept, &read_shared_at(&path, later).unwrap()));
         // A rewrite by rename is a new inode: read at once, whatever the clock says.

@@ -875,14 +875,10 @@ impl Maildir {
         };
         let new_mtime_ns = stat(Folder::New)?;
         let cur_mtime_ns = stat(Folder::Cur)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i128);
-        // Dovecot's MAILDIR_SYNC_SECS rule: a directory changed less than a whole second
-        // before now may change again within the same timestamp.
+        let now = super::unix_now();
         let settled = [new_mtime_ns, cur_mtime_ns]
             .iter()
-            .all(|&ns| ns.div_euclid(1_000_000_000) < now - 1);
+            .all(|&ns| super::time_is_settled(ns.div_euclid(1_000_000_000) as i64, now));
         Ok(ChangeStamp {
             new_mtime_ns,
             cur_mtime_ns,
