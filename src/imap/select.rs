@@ -498,11 +498,10 @@ impl Session {
 
     /// A session that let go of its file names ([`Selected::let_go`]) takes them back, from a
     /// new listing of the Maildir, and announces what changed meanwhile (EXISTS, FETCH FLAGS;
-    /// EXPUNGE waits for a command that allows it, as the next one may be a FETCH).
+    /// EXPUNGE waits for a command that allows it, as the next one may be a FETCH). Nothing
+    /// to do for a session that is awake.
     pub(super) fn wake(&mut self, out: &mut Vec<u8>) {
-        if self.selected.as_ref().is_some_and(|s| s.dormant.is_some()) {
-            self.wake_announcing(false, out);
-        }
+        self.wake_announcing(false, out);
     }
 
     /// [`wake`](Self::wake), with EXPUNGE announced when `expunge_ok` (during IDLE). Until

@@ -262,9 +262,7 @@ impl Session {
         if !self.deferred.is_empty() {
             out.append(&mut self.deferred);
         }
-        if self.selected.as_ref().is_some_and(|s| s.dormant.is_some()) {
-            self.wake(out);
-        }
+        self.wake(out);
         loop {
             if let Some(action) = self.action.take() {
                 return action;
