@@ -1051,3 +1051,28 @@ fn only_a_session_between_commands_with_a_mailbox_hibernates() {
     assert!(out.contains("* 1 FETCH (FLAGS (\\Recent) UID 1)"), "{out}");
     assert!(out.contains("a3 OK"), "{out}");
 }
+
+#[test]
+fn mail_another_program_delivers_shows_at_noop_at_once_and_at_fetch_within_a_second() {
+    let mut a = Harness::new();
+    for _ in 0..2 {
+        a.deliver(MESSAGE);
+    }
+    a.select();
+    let inbox = a.inbox();
+    // Another program (an MDA, Dovecot) writes straight into new/, past this process's store.
+    let write = |n: u32| {
+        let name = format!("1700000000.M{n}P99Q{n}.other,S=2,W=3");
+        fs::write(inbox.path().join("new").join(name), "x\n").unwrap();
+    };
+    write(1);
+    let out = a.send(b"a1 NOOP\r\n");
+    assert!(out.contains("* 3 EXISTS\r\n"), "{out}");
+    // A FETCH may answer from what the session saw within the last second (as Dovecot's
+    // does for 5 s), but no longer than that.
+    write(2);
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = a.send(b"a2 FETCH 1 (FLAGS)\r\n");
+    assert!(out.contains("* 4 EXISTS\r\n"), "{out}");
+    assert!(out.contains("a2 OK"), "{out}");
+}

@@ -290,31 +290,44 @@ impl Session {
                 items.push(&MessageDataItemName::Flags);
             }
         }
-        let message = &selected.messages[index];
         // The size in the name is read only for items that may use it: `FETCH 1:* (FLAGS)`
         // of a large mailbox should not parse 100,000 of them.
         let crlf_size = items
             .iter()
             .any(|i| !matches!(i, MessageDataItemName::Flags | MessageDataItemName::Uid))
-            .then(|| message.entry.crlf_size_field())
+            .then(|| selected.messages[index].entry.crlf_size_field())
             .flatten();
         let has_crlf_size = crlf_size.is_some();
         let mut file = None;
         let mut map = None;
         if items.iter().any(|i| needs_file(i, has_crlf_size)) {
-            let opened = match selected.maildir.open_message(&message.entry) {
-                Ok((opened, _)) => opened,
+            let opened = match selected
+                .maildir
+                .open_message(&selected.messages[index].entry)
+            {
+                Ok((opened, current)) => {
+                    if current != selected.messages[index].entry {
+                        // Another program renamed it (new flags) since the session last
+                        // looked: answer with its flags as they are, and look at the next
+                        // command.
+                        selected.set_entry(index, current);
+                        selected.looked = None;
+                    }
+                    opened
+                }
                 Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => return Ok(None),
                 Err(error) => return Err(error),
             };
             if items.iter().any(|i| needs_map(i, has_crlf_size)) {
                 let scanned = MessageMap::scan(BufReader::new(&opened)).map_err(|e| {
-                    StoreError::io("read", selected.maildir.entry_path(&message.entry), e)
+                    let entry = &selected.messages[index].entry;
+                    StoreError::io("read", selected.maildir.entry_path(entry), e)
                 })?;
                 map = Some(scanned);
             }
             file = Some(opened);
         }
+        let message = &selected.messages[index];
         let whole = |file: &Option<File>| -> Result<SectionSource, StoreError> {
             // BODY[] of a file whose name says its CRLF size: no scan needed, and with
             // `,S=` in the name (as Dovecot trusts it) no stat either.

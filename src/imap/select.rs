@@ -12,6 +12,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Instant;
 
 use imap_codec::imap_types::core::{Atom, Vec1};
 use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
@@ -20,7 +21,7 @@ use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use super::response::{self, non_zero, Reply};
-use super::session::{Event, Session, Sync};
+use super::session::{Event, Session, Sync, QUICK_LOOK_WINDOW};
 use crate::store::maildir::Folder;
 use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, UidMessage};
 
@@ -45,6 +46,9 @@ pub(super) struct Selected {
     pub dormant: Option<Box<[Dormant]>>,
     pub keywords: Keywords,
     pub stamp: Option<ChangeStamp>,
+    /// When the session last looked at the Maildir's folders, and the count of this
+    /// process's changes to it just before (see [`Sync::Quick`]).
+    pub looked: Option<(Instant, u64)>,
 }
 
 /// A message of a session that let go of its file names: its UID, and as bits its flag
@@ -341,6 +345,7 @@ impl Session {
         // A Maildir the server may not change is served read-only, as Dovecot does.
         let writable = maildir.is_writable();
         let read_only = read_only || !writable;
+        let looked = (Instant::now(), maildir.local_changes());
         let stamp = maildir.change_stamp().ok();
         let snapshot = match maildir.sync_uids_since(stamp, !read_only) {
             Ok(snapshot) => snapshot,
@@ -370,6 +375,7 @@ impl Session {
             dormant: None,
             keywords,
             stamp,
+            looked: stamp.map(|_| looked),
         };
         announce_flags(out, &selected.keywords, read_only);
         response::data(out, Data::Exists(selected.messages.len() as u32));
@@ -528,7 +534,7 @@ impl Session {
     /// (only when `expunge_ok`; until then the messages keep their numbers), EXISTS, RECENT,
     /// and FETCH FLAGS for flags changed by others. With [`Sync::Fast`], unchanged directory
     /// times are enough to skip the Maildir, even when they are not settled yet; with
-    /// [`Sync::Skip`] it does nothing.
+    /// [`Sync::Quick`] a look within the last moment is; with [`Sync::Skip`] it does nothing.
     pub(super) fn refresh(&mut self, expunge_ok: bool, sync: Sync, out: &mut Vec<u8>) {
         let Some(selected) = self.selected.as_mut() else {
             return;
@@ -536,12 +542,22 @@ impl Session {
         if sync == Sync::Skip {
             return;
         }
-        let stamp = selected.maildir.change_stamp();
         let pending = expunge_ok && !selected.gone.is_empty();
+        let changes = selected.maildir.local_changes();
+        if sync == Sync::Quick && !pending && selected.dormant.is_none() {
+            if let Some((at, seen)) = selected.looked {
+                if seen == changes && at.elapsed() < QUICK_LOOK_WINDOW {
+                    return;
+                }
+            }
+        }
+        let looked_at = Instant::now();
+        let stamp = selected.maildir.change_stamp();
+        selected.looked = stamp.as_ref().ok().map(|_| (looked_at, changes));
         match &stamp {
             Ok(stamp)
                 if Some(*stamp) == selected.stamp
-                    && (stamp.is_settled() || sync == Sync::Fast)
+                    && (stamp.is_settled() || sync != Sync::Full)
                     && !pending =>
             {
                 return;

@@ -196,6 +196,10 @@ pub struct Session {
     pub(super) sync: Sync,
 }
 
+/// How long after a look at the Maildir a FETCH, STORE or SEARCH answers without another
+/// (see [`Sync::Quick`]).
+pub(super) const QUICK_LOOK_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How hard a command looks for changes made by others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Sync {
@@ -207,6 +211,12 @@ pub(super) enum Sync {
     /// mailbox one message at a time must not pay a directory scan per message while the
     /// mailbox changed less than a second ago.
     Fast,
+    /// As [`Sync::Fast`], but not at all when the session looked less than
+    /// [`QUICK_LOOK_WINDOW`] ago and no session of this process changed the mailbox since:
+    /// Dovecot's FETCH, STORE and SEARCH skip even the `stat` for 5 s after a look
+    /// (`MAILBOX_FULL_SYNC_INTERVAL`). What another program changed meanwhile shows at the
+    /// next look, and a message it renamed is found under its new name when opened.
+    Quick,
     /// Do not look again: FETCH, STORE and SEARCH looked just before they ran, and what
     /// they changed themselves is already in the session's view; anything newer shows at
     /// the next command. (Looking twice cost a FETCH two more stats, and a STORE a
@@ -784,8 +794,9 @@ impl Session {
             body,
             Fetch { .. } | Store { .. } | Search { .. } | Copy { .. } | Move { .. }
         ) {
-            // Answer from a fresh view (re-reading the Maildir only if its directories changed). Expunges by others wait until they may be announced,
-            // except before a UID command (RFC 3501 §7.4.1), which then does not fail on
+            // Answer from a fresh view (re-reading the Maildir only if its directories
+            // changed, looking at most once a second unless this process changed it).
+            // Expunges by others wait until they may be announced, except before a UID command (RFC 3501 §7.4.1), which then does not fail on
             // messages that are known to be gone.
             let uid = matches!(
                 body,
@@ -795,7 +806,7 @@ impl Session {
                     | Copy { uid: true, .. }
                     | Move { uid: true, .. }
             );
-            self.refresh(uid, Sync::Fast, out);
+            self.refresh(uid, Sync::Quick, out);
             self.sync = if matches!(body, Copy { .. } | Move { .. }) {
                 // The copies may land in the selected mailbox: EXISTS in COPY's answer.
                 Sync::Fast

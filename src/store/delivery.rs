@@ -32,6 +32,7 @@ impl Maildir {
             }
             Err(e) => return Err(StoreError::io("deliver into", &target, e)),
         }
+        self.note_change();
         let synced = File::open(&new_dir).and_then(|d| super::blocking(|| d.sync_all()));
         if let Err(e) = synced {
             let _ = fs::remove_file(&target);

@@ -371,6 +371,7 @@ impl Maildir {
         self.with_current(entry, "rename", |e| {
             fs::rename(self.entry_path(e), &target_path)
         })?;
+        self.note_change();
         Ok(target)
     }
 
@@ -385,7 +386,10 @@ impl Maildir {
     /// Delete a message. Returns false when it was already gone.
     pub fn remove(&self, entry: &MessageEntry) -> Result<bool> {
         match self.with_current(entry, "remove", |e| fs::remove_file(self.entry_path(e))) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.note_change();
+                Ok(true)
+            }
             Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => Ok(false),
             Err(e) => Err(e),
         }
@@ -502,6 +506,7 @@ impl Maildir {
         });
         match linked {
             Ok((true, _)) => {
+                self.note_change();
                 sync_dir(&self.root.join(target.folder.dir_name()))?;
                 Ok(target)
             }
@@ -515,6 +520,17 @@ impl Maildir {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Count a change this process made to `new/` or `cur/` (see `local_changes`).
+    pub(crate) fn note_change(&self) {
+        super::local_changes::note(&self.root);
+    }
+
+    /// How many changes this process made to the Maildir so far: while it stays the same,
+    /// no other session of the process renamed, added or removed a message here.
+    pub fn local_changes(&self) -> u64 {
+        super::local_changes::count(&self.root)
     }
 
     /// Take the mailbox's exclusive lock (RFC 1939's maildrop lock) if it is free.
@@ -598,6 +614,7 @@ impl Delivery {
         let linked = fs::hard_link(&self.tmp_path, &final_path);
         let _ = fs::remove_file(&self.tmp_path);
         linked.map_err(|e| StoreError::io("deliver into", &final_path, e))?;
+        super::local_changes::note(&self.root);
         sync_dir(&dir)?;
         Ok(entry)
     }

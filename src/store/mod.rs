@@ -18,6 +18,7 @@
 pub mod delivery;
 pub mod folders;
 pub mod keywords;
+mod local_changes;
 pub mod lock;
 pub mod maildir;
 pub mod passwd;

@@ -729,6 +729,9 @@ impl Maildir {
             // undoes one only puts the message back in new/, under the same name and so the
             // same UID, where the next session sees it \Recent again. Dovecot does not sync
             // them either; on a journaled file system each would wait for a journal commit.
+            if !recent.is_empty() {
+                self.note_change();
+            }
             if raced {
                 entries = self.list_unordered()?;
             }
