@@ -1076,3 +1076,41 @@ fn mail_another_program_delivers_shows_at_noop_at_once_and_at_fetch_within_a_sec
     assert!(out.contains("* 4 EXISTS\r\n"), "{out}");
     assert!(out.contains("a2 OK"), "{out}");
 }
+
+#[test]
+fn a_flag_another_program_set_since_the_session_looked_survives_store_and_fetch() {
+    let mut a = Harness::new();
+    for _ in 0..2 {
+        a.deliver(MESSAGE);
+    }
+    a.select();
+    let inbox = a.inbox();
+    // Another program flags both messages (renames their files) right after the SELECT,
+    // within the moment in which a STORE or FETCH need not look at the Maildir again.
+    let cur = inbox.path().join("cur");
+    let mut names: Vec<String> = fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for name in &names {
+        let (base, flags) = name.split_once(":2,").unwrap();
+        fs::rename(cur.join(name), cur.join(format!("{base}:2,F{flags}"))).unwrap();
+    }
+    let out = a.send(b"a1 STORE 1 +FLAGS (\\Seen)\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Flagged \\Seen"), "{out}");
+    assert!(out.contains("a1 OK"), "{out}");
+    let out = a.send(b"a2 FETCH 2 (BODY[])\r\n");
+    assert!(out.contains("a2 OK"), "{out}");
+    // Whatever the session knew, the files must keep the other program's flag.
+    let mut flags: Vec<String> = fs::read_dir(&cur)
+        .unwrap()
+        .map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.split_once(":2,").unwrap().1.to_owned()
+        })
+        .collect();
+    flags.sort();
+    assert_eq!(flags, ["FS", "FS"]);
+}

@@ -63,18 +63,24 @@ impl Session {
                 missing = true;
                 continue;
             }
-            let current = message.entry.flags();
-            let wanted: String = match kind {
-                StoreType::Replace => letters.clone(),
-                StoreType::Add => current.chars().chain(letters.chars()).collect(),
-                StoreType::Remove => current.chars().filter(|c| !letters.contains(*c)).collect(),
+            // Applied to the flags the file has when it is renamed: if another program
+            // changed them since the session looked, its change stays.
+            let apply = |current: &str| -> String {
+                match kind {
+                    StoreType::Replace => letters.clone(),
+                    StoreType::Add => current.chars().chain(letters.chars()).collect(),
+                    StoreType::Remove => {
+                        current.chars().filter(|c| !letters.contains(*c)).collect()
+                    }
+                }
             };
-            let mut sorted: Vec<char> = wanted.chars().collect();
+            let current = message.entry.flags();
+            let mut sorted: Vec<char> = apply(current).chars().collect();
             sorted.sort_unstable();
             sorted.dedup();
             let wanted: String = sorted.into_iter().collect();
             if wanted != current {
-                match selected.maildir.set_flags(&message.entry, &wanted) {
+                match selected.maildir.update_flags(&message.entry, apply) {
                     Ok(entry) => selected.set_entry(index, entry),
                     Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => {
                         missing = true;

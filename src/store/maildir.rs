@@ -358,21 +358,7 @@ impl Maildir {
 
     /// Give a message exactly these flags, moving it to `cur/`. Returns the renamed entry.
     pub fn set_flags(&self, entry: &MessageEntry, flags: &str) -> Result<MessageEntry> {
-        let flags = normalize_flags(flags);
-        let target = MessageEntry {
-            folder: Folder::Cur,
-            file_name: format!("{}:2,{flags}", entry.base()).into_boxed_str(),
-            info: entry.info,
-        };
-        if &target == entry {
-            return Ok(target);
-        }
-        let target_path = self.entry_path(&target);
-        self.with_current(entry, "rename", |e| {
-            fs::rename(self.entry_path(e), &target_path)
-        })?;
-        self.note_change();
-        Ok(target)
+        self.update_flags(entry, |_| flags.to_owned())
     }
 
     /// Add one flag (e.g. `'S'` for Seen), keeping the others.
@@ -380,7 +366,37 @@ impl Maildir {
         if entry.folder == Folder::Cur && entry.has_flag(flag) {
             return Ok(entry.clone());
         }
-        self.set_flags(entry, &format!("{}{flag}", entry.flags()))
+        self.update_flags(entry, |current| format!("{current}{flag}"))
+    }
+
+    /// Give a message the flags `change` makes of its current ones, moving it to `cur/`.
+    /// Returns the renamed entry. When another program renamed the file since `entry` was
+    /// listed (a flag of its own), `change` applies to the flags the file has now, so that
+    /// adding or removing one keeps the other program's.
+    pub fn update_flags(
+        &self,
+        entry: &MessageEntry,
+        change: impl Fn(&str) -> String,
+    ) -> Result<MessageEntry> {
+        let target_of = |e: &MessageEntry| MessageEntry {
+            folder: Folder::Cur,
+            file_name: format!("{}:2,{}", e.base(), normalize_flags(&change(e.flags())))
+                .into_boxed_str(),
+            info: e.info,
+        };
+        let target = target_of(entry);
+        if &target == entry {
+            return Ok(target);
+        }
+        let (target, _) = self.with_current(entry, "rename", |e| {
+            let target = target_of(e);
+            if &target != e {
+                fs::rename(self.entry_path(e), self.entry_path(&target))?;
+            }
+            Ok(target)
+        })?;
+        self.note_change();
+        Ok(target)
     }
 
     /// Delete a message. Returns false when it was already gone.
