@@ -796,8 +796,9 @@ impl Session {
         ) {
             // Answer from a fresh view (re-reading the Maildir only if its directories
             // changed, looking at most once a second unless this process changed it).
-            // Expunges by others wait until they may be announced, except before a UID command (RFC 3501 §7.4.1), which then does not fail on
-            // messages that are known to be gone.
+            // Expunges by others wait until they may be announced, except before a UID
+            // command (RFC 3501 §7.4.1), which then does not fail on messages that are
+            // known to be gone.
             let uid = matches!(
                 body,
                 Fetch { uid: true, .. }
