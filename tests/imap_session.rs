@@ -1088,13 +1088,17 @@ fn a_flag_another_program_set_since_the_session_looked_survives_store_and_fetch(
     // Another program flags both messages (renames their files) right after the SELECT,
     // within the moment in which a STORE or FETCH need not look at the Maildir again.
     let cur = inbox.path().join("cur");
-    let mut names: Vec<String> = fs::read_dir(&cur)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names.len(), 2, "{names:?}");
-    for name in &names {
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&cur)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let names_before = names();
+    assert_eq!(names_before.len(), 2, "{names_before:?}");
+    for name in &names_before {
         let (base, flags) = name.split_once(":2,").unwrap();
         fs::rename(cur.join(name), cur.join(format!("{base}:2,F{flags}"))).unwrap();
     }
@@ -1104,13 +1108,9 @@ fn a_flag_another_program_set_since_the_session_looked_survives_store_and_fetch(
     let out = a.send(b"a2 FETCH 2 (BODY[])\r\n");
     assert!(out.contains("a2 OK"), "{out}");
     // Whatever the session knew, the files must keep the other program's flag.
-    let mut flags: Vec<String> = fs::read_dir(&cur)
-        .unwrap()
-        .map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.split_once(":2,").unwrap().1.to_owned()
-        })
+    let flags: Vec<String> = names()
+        .iter()
+        .map(|name| name.split_once(":2,").unwrap().1.to_owned())
         .collect();
-    flags.sort();
     assert_eq!(flags, ["FS", "FS"]);
 }
