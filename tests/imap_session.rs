@@ -79,6 +79,7 @@ impl Harness {
             match self.session.next(&mut out) {
                 Action::NeedInput => break,
                 Action::Flush => {}
+                Action::Offload => self.actions.push(Action::Offload),
                 Action::Pause { then_close, .. } => {
                     self.actions.push(Action::Pause {
                         delay: Duration::ZERO,
@@ -1113,4 +1114,66 @@ fn a_flag_another_program_set_since_the_session_looked_survives_store_and_fetch(
         .map(|name| name.split_once(":2,").unwrap().1.to_owned())
         .collect();
     assert_eq!(flags, ["FS", "FS"]);
+}
+
+/// Files in one of the inbox's folders.
+fn files_in(h: &Harness, folder: &str) -> usize {
+    fs::read_dir(h.inbox().path().join(folder)).unwrap().count()
+}
+
+#[test]
+fn expunge_copy_move_and_append_wait_for_a_call_that_may_block_before_touching_the_disk() {
+    let mut h = Harness::new();
+    h.deliver(MESSAGE);
+    h.deliver(MESSAGE);
+    h.select();
+    let out = h.send(b"a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+    assert!(out.contains("a1 OK"), "{out}");
+    assert!(h.actions.is_empty(), "STORE offloaded: {:?}", h.actions);
+
+    // EXPUNGE: asks first, and has removed nothing and answered nothing when it asks.
+    h.session.receive(b"a2 EXPUNGE\r\n");
+    let mut out = Vec::new();
+    assert_eq!(h.session.next(&mut out), Action::Offload);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert_eq!(files_in(&h, "cur"), 2);
+    assert_eq!(h.session.next(&mut out), Action::NeedInput);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("* 1 EXPUNGE\r\n"), "{out}");
+    assert!(out.contains("a2 OK"), "{out}");
+    assert_eq!(files_in(&h, "cur"), 1);
+
+    // APPEND: the message streams into tmp/ at once; the line that ends it commits it
+    // (fsyncs) only on the call that may block.
+    h.session
+        .receive(b"a3 APPEND INBOX {28+}\r\nSubject: appended\r\n\r\nHello\r\n");
+    let mut out = Vec::new();
+    assert_eq!(h.session.next(&mut out), Action::NeedInput);
+    assert_eq!(files_in(&h, "tmp"), 1);
+    h.session.receive(b"\r\n");
+    assert_eq!(h.session.next(&mut out), Action::Offload);
+    assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+    assert_eq!((files_in(&h, "tmp"), files_in(&h, "new")), (1, 0));
+    assert_eq!(h.session.next(&mut out), Action::NeedInput);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("a3 OK [APPENDUID "), "{out}");
+    assert_eq!(files_in(&h, "tmp"), 0);
+
+    // COPY and MOVE ask too; a pipelined command after them runs on the same call.
+    let out = h.send(b"a4 CREATE Archive\r\n");
+    assert!(out.contains("a4 OK"), "{out}");
+    for (tag, command) in [("a5", "COPY 1 Archive"), ("a6", "UID MOVE 1:* Archive")] {
+        h.session
+            .receive(format!("{tag} {command}\r\n{tag}n NOOP\r\n").as_bytes());
+        let mut out = Vec::new();
+        assert_eq!(h.session.next(&mut out), Action::Offload, "{command}");
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+        assert_eq!(h.session.next(&mut out), Action::NeedInput);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(&format!("{tag} OK")), "{out}");
+        assert!(out.contains(&format!("{tag}n OK")), "{out}");
+    }
+    assert_eq!(files_in(&h, "cur") + files_in(&h, "new"), 0);
+    let out = h.send(b"a7 STATUS Archive (MESSAGES)\r\n");
+    assert!(out.contains("(MESSAGES 3)"), "{out}");
 }

@@ -108,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 None => break,
             },
-            Action::Flush | Action::Pause { then_close: false, .. } => {}
+            Action::Flush | Action::Offload | Action::Pause { then_close: false, .. } => {}
             Action::StartTls => session.tls_established(),
             Action::Close | Action::Pause { then_close: true, .. } => break 'session,
         }

@@ -171,6 +171,11 @@ impl Session {
             }
             return true;
         }
+        // The line that ends the message commits it, with three fsyncs: off this thread.
+        let commits = state.delivery.is_some() && state.error.is_none();
+        if commits && self.reader.has_line() && self.wait_to_block() {
+            return true;
+        }
         let Some(line) = self.reader.line(self.config.max_line) else {
             return false;
         };

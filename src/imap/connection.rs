@@ -57,20 +57,22 @@ impl Driver for Imap {
     }
 
     async fn serve<S: Stream>(&self, conn: Conn<S>) -> End {
-        let mut session = Session::new(
+        // Boxed, so that it can move to a blocking thread and back (Action::Offload).
+        let mut session = Box::new(Session::new(
             self.store.clone(),
             SessionConfig {
                 starttls: self.session.starttls && conn.can_start_tls(),
                 trace: conn.tracing(),
                 ..self.session.clone()
             },
-        );
+        ));
         if conn.is_encrypted() {
             session.tls_established();
         }
         let mut conn = conn;
         session.greeting(&mut conn.out);
-        match run(&mut conn, &mut session).await {
+        let (stop, mut session) = run(&mut conn, session).await;
+        match stop {
             Stop::End(End::Shutdown) => shut_down(&mut conn, &mut session).await,
             Stop::End(end) => end,
             // Boxed, so that plain sessions do not carry the encrypted one's size.
@@ -81,7 +83,8 @@ impl Driver for Imap {
                         Err(end) => return end,
                     };
                     session.tls_established();
-                    match run(&mut conn, &mut session).await {
+                    let (stop, mut session) = run(&mut conn, session).await;
+                    match stop {
                         Stop::End(End::Shutdown) => shut_down(&mut conn, &mut session).await,
                         Stop::End(end) => end,
                         // An encrypted session refuses STARTTLS; end it rather than nest.
@@ -112,14 +115,24 @@ enum Stop {
 }
 
 /// Drive the session until the connection ends or the session asks for TLS.
-async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
+async fn run<S: Stream>(conn: &mut Conn<S>, mut session: Box<Session>) -> (Stop, Box<Session>) {
     let mut buf = vec![0u8; READ_SMALL];
+    let mut offloaded = None;
     loop {
-        let action = session.next(&mut conn.out);
-        report(conn, session);
+        let action = match offloaded.take() {
+            Some(action) => action,
+            None => session.next(&mut conn.out),
+        };
+        report(conn, &mut session);
         let step = match action {
             Action::Flush => conn.flush().await,
-            Action::NeedInput => match read(conn, session, &mut buf).await {
+            Action::Offload => {
+                let action;
+                (session, action) = offload(conn, session).await;
+                offloaded = Some(action);
+                Ok(())
+            }
+            Action::NeedInput => match read(conn, &mut session, &mut buf).await {
                 Ok(n) => {
                     session.receive(&buf[..n]);
                     if n == buf.len() && (READ_SMALL..READ_CHUNK).contains(&n) {
@@ -137,7 +150,7 @@ async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
             },
             Action::Pause { delay, then_close } => {
                 if let Err(end) = conn.pause(delay).await {
-                    return Stop::End(end);
+                    return (Stop::End(end), session);
                 }
                 if then_close {
                     Err(conn.close(End::TooManyFailures).await)
@@ -146,15 +159,25 @@ async fn run<S: Stream>(conn: &mut Conn<S>, session: &mut Session) -> Stop {
                 }
             }
             Action::StartTls => match conn.flush().await {
-                Ok(()) => return Stop::StartTls,
+                Ok(()) => return (Stop::StartTls, session),
                 Err(end) => Err(end),
             },
             Action::Close => Err(conn.close(End::Quit).await),
         };
         if let Err(end) = step {
-            return Stop::End(end);
+            return (Stop::End(end), session);
         }
     }
+}
+
+/// Make the session's next call on the runtime's blocking pool, where waiting for the disk
+/// holds up no other session, and return it with what it asks next.
+async fn offload<S: Stream>(conn: &mut Conn<S>, session: Box<Session>) -> (Box<Session>, Action) {
+    let out = std::mem::take(&mut conn.out);
+    let ((session, out), action) =
+        crate::server::off_the_worker((session, out), |(session, out)| session.next(out)).await;
+    conn.out = out;
+    (session, action)
 }
 
 /// Send what the session wrote, then wait for the client's next octets: at most the idle

@@ -138,6 +138,11 @@ impl Reader {
         chunk
     }
 
+    /// Whether a line end has arrived: [`Reader::line`] has a line to return.
+    pub fn has_line(&self) -> bool {
+        matches!(self.mode, Mode::Normal) && memchr(b'\n', &self.buf[self.start..]).is_some()
+    }
+
     /// The next line, at most `max` octets long without its line end; `None` until a whole
     /// line (or more than `max` octets of one) has arrived.
     pub fn line(&mut self, max: usize) -> Option<Line> {

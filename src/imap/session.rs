@@ -87,6 +87,12 @@ pub enum Action {
     StartTls,
     /// Send `out`, then close (LOGOUT, or a `BYE` the session sent).
     Close,
+    /// Call [`Session::next`] again, from a thread that may block: what comes next waits for
+    /// the disk (the fsyncs of an APPEND, EXPUNGE, CLOSE, COPY or MOVE). A server on an async
+    /// runtime makes that call on its blocking pool (tokio's `spawn_blocking`), so the thread
+    /// that serves the other sessions never waits for a disk; anyone else just calls again.
+    /// `out` may be sent before or after.
+    Offload,
 }
 
 /// Something worth a line in the server's log. Passwords never appear in events.
@@ -194,6 +200,12 @@ pub struct Session {
     /// SEARCH not at all, a COPY or MOVE only when the Maildir's directories changed, any
     /// other command fully.
     pub(super) sync: Sync,
+    /// [`Action::Offload`] was returned: the next call of [`Session::next`] may block.
+    offload_asked: bool,
+    /// This call of [`Session::next`] may block (it is the one [`Action::Offload`] asked for).
+    may_block: bool,
+    /// The command that waits for that call.
+    offloaded: Option<Box<Command<'static>>>,
 }
 
 /// How long after a look at the Maildir a FETCH, STORE or SEARCH answers without another
@@ -251,6 +263,9 @@ impl Session {
             action: None,
             closing: false,
             sync: Sync::Full,
+            offload_asked: false,
+            may_block: false,
+            offloaded: None,
         }
     }
 
@@ -269,10 +284,15 @@ impl Session {
     /// Handle what has been received, writing responses to `out`, until the session needs
     /// the driver.
     pub fn next(&mut self, out: &mut Vec<u8>) -> Action {
+        self.may_block = std::mem::take(&mut self.offload_asked);
         if !self.deferred.is_empty() {
             out.append(&mut self.deferred);
         }
         self.wake(out);
+        if let Some(command) = self.offloaded.take() {
+            let Command { tag, body } = *command;
+            self.execute(tag, body, out);
+        }
         loop {
             if let Some(action) = self.action.take() {
                 return action;
@@ -789,6 +809,34 @@ impl Session {
             self.finish(&tag, Reply::bad(text), true, out);
             return;
         }
+        if matches!(
+            body,
+            CommandBody::Expunge
+                | CommandBody::ExpungeUid { .. }
+                | CommandBody::Close
+                | CommandBody::Copy { .. }
+                | CommandBody::Move { .. }
+        ) && self.wait_to_block()
+        {
+            self.offloaded = Some(Box::new(Command { tag, body }));
+            return;
+        }
+        self.execute(tag, body, out);
+    }
+
+    /// Whatever comes next waits for the disk: true, and [`Action::Offload`] is on its way to
+    /// the driver, unless this call of [`Session::next`] may already block.
+    pub(super) fn wait_to_block(&mut self) -> bool {
+        if self.may_block {
+            return false;
+        }
+        self.offload_asked = true;
+        self.action = Some(Action::Offload);
+        true
+    }
+
+    /// Run a command that passed [`Session::gate`].
+    fn execute(&mut self, tag: Tag<'static>, body: CommandBody<'static>, out: &mut Vec<u8>) {
         use CommandBody::*;
         if matches!(
             body,

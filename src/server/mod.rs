@@ -135,9 +135,10 @@ pub fn bind(address: SocketAddr, option: &str, example: u16) -> Result<std::net:
 }
 
 /// The multi-threaded runtime every server runs on: one worker per CPU. Sessions do their
-/// store work synchronously; the store's fsyncs tell the runtime they block (through
-/// [`block_in_place`], which the launcher registers with the store), so that the worker's
-/// other sessions move to a spare thread meanwhile. (Four workers per CPU did that too, but
+/// store work synchronously. A step known to wait for the disk (an IMAP APPEND's commit, an
+/// EXPUNGE) runs on the blocking pool ([`off_the_worker`]); any other fsync tells the
+/// runtime it blocks (through [`block_in_place`], which the launcher registers with the
+/// store), so that the worker's other sessions move to a spare thread meanwhile. (Four workers per CPU did that too, but
 /// cost context switches: 6.2 rather than 5.5 ms of server CPU per `imap_load` session, and
 /// on a busy machine their gain in sessions/s was within the noise.)
 ///
@@ -159,6 +160,31 @@ pub fn block_in_place(f: &mut dyn FnMut()) {
             tokio::task::block_in_place(f)
         }
         _ => f(),
+    }
+}
+
+/// Run `f` on `value` on the runtime's blocking pool (`spawn_blocking`), for a step of a
+/// session that waits for the disk (fsyncs), and give both back: the worker goes on with its
+/// other sessions meanwhile. Cheaper than [`block_in_place`], which moves them to another
+/// thread: on two shared CPUs, 6 alternating pairs of `imap_load` rounds gave 2.27-2.78×
+/// Dovecot's sessions/s (mean 2.54×) against 1.84-2.51× (mean 2.29×) with a hand-over per
+/// fsync. A panic in `f` goes on in the caller, as if `f` had run there.
+pub async fn off_the_worker<T: Send + 'static, R: Send + 'static>(
+    mut value: T,
+    f: impl FnOnce(&mut T) -> R + Send + 'static,
+) -> (T, R) {
+    match tokio::task::spawn_blocking(move || {
+        let result = f(&mut value);
+        (value, result)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(error) => match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: the runtime is shutting down, and drops the caller's task too.
+            Err(_) => std::future::pending().await,
+        },
     }
 }
 
