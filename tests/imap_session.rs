@@ -1177,3 +1177,47 @@ fn expunge_copy_move_and_append_wait_for_a_call_that_may_block_before_touching_t
     let out = h.send(b"a7 STATUS Archive (MESSAGES)\r\n");
     assert!(out.contains("(MESSAGES 3)"), "{out}");
 }
+
+/// Rename the only file in the inbox's `cur/` to carry `flags`, as another program would
+/// (no word to this process).
+fn set_flags_behind_the_back(h: &Harness, flags: &str) {
+    let cur = h.inbox().path().join("cur");
+    let entries: Vec<_> = fs::read_dir(&cur).unwrap().map(|e| e.unwrap()).collect();
+    assert_eq!(entries.len(), 1);
+    let name = entries[0].file_name().into_string().unwrap();
+    let base = name.split(":2,").next().unwrap();
+    fs::rename(cur.join(&name), cur.join(format!("{base}:2,{flags}"))).unwrap();
+}
+
+#[test]
+fn another_programs_change_right_after_the_sessions_own_shows_at_the_next_noop() {
+    let mut h = Harness::new();
+    h.select();
+    // New mail, which the NOOP takes from new/ into cur/: the session keeps the folders'
+    // times as they are after its own rename.
+    h.deliver(MESSAGE);
+    let out = h.send(b"a1 NOOP\r\n");
+    assert!(out.contains("* 1 EXISTS"), "{out}");
+    assert_eq!(files_in(&h, "cur"), 1);
+    // Another program flags it at once.
+    set_flags_behind_the_back(&h, "F");
+    let out = h.send(b"a2 NOOP\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Flagged"), "{out}");
+
+    // After SELECT, which listed the Maildir and does not look again before answering.
+    let out = h.send(b"a3 SELECT INBOX\r\n");
+    assert!(out.contains("a3 OK"), "{out}");
+    set_flags_behind_the_back(&h, "FS");
+    let out = h.send(b"a4 NOOP\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Flagged \\Seen"), "{out}");
+
+    // After EXPUNGE, which announces its own removals without listing them again.
+    h.deliver(MESSAGE);
+    let out = h.send(b"a5 NOOP\r\n");
+    assert!(out.contains("* 2 EXISTS"), "{out}");
+    let out = h.send(b"a6 STORE 1 +FLAGS.SILENT (\\Deleted)\r\na7 EXPUNGE\r\n");
+    assert!(out.contains("* 1 EXPUNGE"), "{out}");
+    set_flags_behind_the_back(&h, "D");
+    let out = h.send(b"a8 NOOP\r\n");
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Draft"), "{out}");
+}

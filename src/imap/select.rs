@@ -406,6 +406,10 @@ impl Session {
             "Predicted next UID",
         );
         self.selected = Some(Box::new(selected));
+        // It has just listed the Maildir: what changes from now on shows at the next
+        // command. (Its stamp, taken before the listing, is not settled while the folders
+        // changed within the last second, so a change hidden in that tick is found there.)
+        self.sync = Sync::Skip;
         if !writable {
             Reply::ok("completed, read-only: the server has no permission to change this mailbox")
                 .with(Code::ReadOnly)
@@ -482,6 +486,12 @@ impl Session {
                 .map(|&i| selected.messages[i].entry.folder())
                 .collect();
             let _ = selected.maildir.sync_folders(&folders);
+        }
+        if !removed.is_empty() && selected.gone.is_empty() {
+            // It announces what it removed; its own removals changed the folders' times, and
+            // listing them again now would find only them: what others changed shows at the
+            // next command.
+            self.sync = Sync::Skip;
         }
         selected.remove(&removed);
         // Highest first, so that each number is right when it is read.
@@ -583,7 +593,26 @@ impl Session {
                 return;
             }
         };
-        selected.stamp = stamp.ok();
+        // Messages this look took from new/ into cur/ changed the folders' times itself: keep
+        // the stamp taken after those renames, so that the next look does not list the
+        // Maildir again for them. (Another program's change in between is found by the next
+        // full look, as the stamp of a folder just changed is not settled.)
+        let moved = !selected.read_only && snapshot.messages.iter().any(|m| m.recent);
+        if moved {
+            let after = selected.maildir.change_stamp().ok();
+            // The tally moved once for those renames; if it moved more, another session
+            // changed the mailbox meanwhile, and the next quick look must look.
+            let tally = selected.maildir.local_changes();
+            let tally = if tally == changes.wrapping_add(1) {
+                tally
+            } else {
+                changes
+            };
+            selected.looked = after.map(|_| (Instant::now(), tally));
+            selected.stamp = after;
+        } else {
+            selected.stamp = stamp.ok();
+        }
         if snapshot.uid_validity != selected.uid_validity {
             // The UIDs this client holds mean nothing any more: it must start over.
             response::bye(
