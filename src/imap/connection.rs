@@ -16,6 +16,8 @@ const READ_SMALL: usize = 1024;
 /// Bytes read at a time once a read filled the small buffer (APPEND data, which goes in
 /// chunks of this size straight into the message file), until a read comes back small.
 const READ_CHUNK: usize = 16 * 1024;
+/// The output buffer kept between commands, enough for most messages' FETCH responses.
+const KEEP_OUTPUT: usize = 16 * 1024;
 /// Bytes read at a time by a connection quiet for [`SHED_AFTER`]: what it then holds to
 /// hear its client's next words (the rest of a longer command is read with [`READ_SMALL`]).
 const READ_QUIET: usize = 64;
@@ -191,7 +193,10 @@ async fn read<S: Stream>(
 ) -> Result<usize, End> {
     conn.flush().await?;
     // Waiting may take minutes: hold no large buffer meanwhile (a FETCH's grows to 64 KiB).
-    if conn.out.capacity() > 4 * READ_SMALL {
+    // One that fits a typical message is kept until the connection sheds its buffers after
+    // [`SHED_AFTER`] of quiet: shrinking it before every read made each FETCH of a 4 KiB
+    // message allocate and free a large block again (glibc then sweeps its free lists).
+    if conn.out.capacity() > KEEP_OUTPUT {
         conn.out = Vec::with_capacity(READ_SMALL);
     }
     let idle_timeout = conn.config().idle_timeout;
