@@ -138,9 +138,10 @@ pub fn bind(address: SocketAddr, option: &str, example: u16) -> Result<std::net:
 /// store work synchronously. A step known to wait for the disk (an IMAP APPEND's commit, an
 /// EXPUNGE) runs on the blocking pool ([`off_the_worker`]); any other fsync tells the
 /// runtime it blocks (through [`block_in_place`], which the launcher registers with the
-/// store), so that the worker's other sessions move to a spare thread meanwhile. (Four workers per CPU did that too, but
-/// cost context switches: 6.2 rather than 5.5 ms of server CPU per `imap_load` session, and
-/// on a busy machine their gain in sessions/s was within the noise.)
+/// store), so that the worker's other sessions move to a spare thread meanwhile. (Four
+/// workers per CPU did that too, but cost context switches: 6.2 rather than 5.5 ms of server
+/// CPU per `imap_load` session, and on a busy machine their gain in sessions/s was within
+/// the noise.)
 ///
 /// # Errors
 /// The runtime cannot start.
