@@ -391,9 +391,10 @@ pub fn wait(
             if !seen.insert(entry.unique().to_owned()) {
                 continue;
             }
-            let Ok((mut file, entry)) = mailbox.open_message(&entry) else {
+            let Ok((mut file, moved)) = mailbox.open_message(&entry) else {
                 continue;
             };
+            let entry = moved.unwrap_or(entry);
             let mut bytes = Vec::new();
             if file.read_to_end(&mut bytes).is_err() {
                 continue;

@@ -281,35 +281,37 @@ impl Session {
         if selected.is_gone(message.uid) {
             return Ok(None);
         }
-        let mut items: Vec<&MessageDataItemName<'static>> = items.iter().collect();
-        if !selected.read_only && items.iter().any(|i| sets_seen(i)) && !message.entry.has_flag('S')
-        {
+        // The items asked for, and FLAGS when this FETCH sets \Seen and FLAGS was not asked.
+        let mut flags_too = None;
+        if !selected.read_only && items.iter().any(sets_seen) && !message.entry.has_flag('S') {
             match selected.maildir.add_flag(&message.entry, 'S') {
                 Ok(entry) => selected.set_entry(index, entry),
                 Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => return Ok(None),
                 Err(error) => return Err(error),
             }
-            if !items.contains(&&MessageDataItemName::Flags) {
-                items.push(&MessageDataItemName::Flags);
+            if !items.contains(&MessageDataItemName::Flags) {
+                flags_too = Some(&MessageDataItemName::Flags);
             }
         }
+        let count = items.len() + usize::from(flags_too.is_some());
+        let items = items.iter().chain(flags_too);
         // The size in the name is read only for items that may use it: `FETCH 1:* (FLAGS)`
         // of a large mailbox should not parse 100,000 of them.
         let crlf_size = items
-            .iter()
+            .clone()
             .any(|i| !matches!(i, MessageDataItemName::Flags | MessageDataItemName::Uid))
             .then(|| selected.messages[index].entry.crlf_size_field())
             .flatten();
         let has_crlf_size = crlf_size.is_some();
         let mut file = None;
         let mut map = None;
-        if items.iter().any(|i| needs_file(i, has_crlf_size)) {
+        if items.clone().any(|i| needs_file(i, has_crlf_size)) {
             let opened = match selected
                 .maildir
                 .open_message(&selected.messages[index].entry)
             {
-                Ok((opened, current)) => {
-                    if current != selected.messages[index].entry {
+                Ok((opened, moved)) => {
+                    if let Some(current) = moved {
                         // Another program renamed it (new flags) since the session last
                         // looked: answer with its flags as they are, and look at the next
                         // command.
@@ -321,7 +323,7 @@ impl Session {
                 Err(error) if error.io_kind() == Some(io::ErrorKind::NotFound) => return Ok(None),
                 Err(error) => return Err(error),
             };
-            if items.iter().any(|i| needs_map(i, has_crlf_size)) {
+            if items.clone().any(|i| needs_map(i, has_crlf_size)) {
                 let scanned = MessageMap::scan(BufReader::new(&opened)).map_err(|e| {
                     let entry = &selected.messages[index].entry;
                     StoreError::io("read", selected.maildir.entry_path(entry), e)
@@ -350,7 +352,7 @@ impl Session {
                 len: crlf_size.unwrap_or(0),
             })
         };
-        let mut simple: Vec<MessageDataItem<'static>> = Vec::new();
+        let mut simple: Vec<MessageDataItem<'static>> = Vec::with_capacity(count);
         let mut bodies: Vec<(MessageDataItem<'static>, SectionStream)> = Vec::new();
         for item in items {
             match item {

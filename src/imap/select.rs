@@ -110,7 +110,7 @@ pub(super) fn message_flags(
     recent: bool,
     keywords: &Keywords,
 ) -> Vec<FlagFetch<'static>> {
-    let mut flags = Vec::new();
+    let mut flags = Vec::with_capacity(entry.flags().len() + usize::from(recent));
     for letter in entry.flags().chars() {
         if let Some((_, flag)) = SYSTEM.iter().find(|(l, _)| *l == letter) {
             flags.push(FlagFetch::Flag(flag.clone()));

@@ -456,7 +456,8 @@ fn io_reason(error: &io::Error) -> String {
 }
 
 fn read_entry(maildir: &Maildir, entry: &MessageEntry) -> Result<(Vec<u8>, MessageEntry)> {
-    let (mut file, entry) = maildir.open_message(entry)?;
+    let (mut file, moved) = maildir.open_message(entry)?;
+    let entry = moved.unwrap_or_else(|| entry.clone());
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", maildir.entry_path(&entry).display()))?;

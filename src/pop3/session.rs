@@ -901,9 +901,11 @@ impl Mailbox {
         };
         let message = &mut self.messages[index];
         match self.maildir.open_message(&message.entry) {
-            Ok((file, current)) => {
-                let length = current.size_field();
-                message.entry = current;
+            Ok((file, moved)) => {
+                if let Some(current) = moved {
+                    message.entry = current;
+                }
+                let length = message.entry.size_field();
                 match extent {
                     Extent::Whole => ok(out, &format!("{} octets", message.size)),
                     Extent::Top(_) => ok(out, "top of message follows"),

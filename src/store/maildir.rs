@@ -245,7 +245,15 @@ impl Maildir {
 
     /// Where a listed message is on disk.
     pub fn entry_path(&self, entry: &MessageEntry) -> PathBuf {
-        self.root.join(entry.relative_path())
+        // Sized at once: a FETCH builds one per message.
+        let dir = entry.folder.dir_name();
+        let mut path = PathBuf::with_capacity(
+            self.root.as_os_str().len() + dir.len() + entry.file_name.len() + 2,
+        );
+        path.push(&self.root);
+        path.push(dir);
+        path.push(&*entry.file_name);
+        path
     }
 
     /// Every message in `new/` and `cur/`, in delivery order (time, then name). Reads only the
@@ -318,19 +326,21 @@ impl Maildir {
         Ok(None)
     }
 
-    /// Run `op` on the message's current path, relocating it once if it moved.
+    /// Run `op` on the message's current path, relocating it once if it moved; with the
+    /// entry as it is now when it had moved.
     fn with_current<T>(
         &self,
         entry: &MessageEntry,
         action: &str,
         op: impl Fn(&MessageEntry) -> io::Result<T>,
-    ) -> Result<(T, MessageEntry)> {
+    ) -> Result<(T, Option<MessageEntry>)> {
         match op(entry) {
-            Ok(value) => Ok((value, entry.clone())),
+            Ok(value) => Ok((value, None)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => match self.relocate(entry)? {
-                Some(moved) => op(&moved)
-                    .map(|value| (value, moved.clone()))
-                    .map_err(|e| StoreError::io(action, self.entry_path(&moved), e)),
+                Some(moved) => match op(&moved) {
+                    Ok(value) => Ok((value, Some(moved))),
+                    Err(e) => Err(StoreError::io(action, self.entry_path(&moved), e)),
+                },
                 None => Err(StoreError::io(action, self.entry_path(entry), e)),
             },
             Err(e) => Err(StoreError::io(action, self.entry_path(entry), e)),
@@ -338,8 +348,8 @@ impl Maildir {
     }
 
     /// Open a message for reading, never through a symbolic link. Returns the entry as it is
-    /// now, in case another process renamed it.
-    pub fn open_message(&self, entry: &MessageEntry) -> Result<(File, MessageEntry)> {
+    /// now when another process renamed it.
+    pub fn open_message(&self, entry: &MessageEntry) -> Result<(File, Option<MessageEntry>)> {
         self.with_current(entry, "open message", |e| {
             open_nofollow(&self.entry_path(e))
         })
@@ -526,12 +536,13 @@ impl Maildir {
                 sync_dir(&self.root.join(target.folder.dir_name()))?;
                 Ok(target)
             }
-            Ok((false, current)) => {
-                let received = source.received_time(&current)?;
-                let (mut file, _) = source.open_message(&current)?;
+            Ok((false, moved)) => {
+                let current = moved.as_ref().unwrap_or(entry);
+                let received = source.received_time(current)?;
+                let (mut file, _) = source.open_message(current)?;
                 let mut delivery = self.deliver()?;
                 io::copy(&mut file, &mut delivery)
-                    .map_err(|e| StoreError::io("copy", source.entry_path(&current), e))?;
+                    .map_err(|e| StoreError::io("copy", source.entry_path(current), e))?;
                 delivery.commit_as(&flags, Some(received))
             }
             Err(e) => Err(e),
@@ -782,7 +793,9 @@ mod tests {
         assert_eq!(seen.flags(), "S");
         // The stale entry still finds the renamed file.
         let (_, now) = maildir.open_message(&delivered).unwrap();
-        assert_eq!(now, seen);
+        assert_eq!(now.as_ref(), Some(&seen));
+        let (_, unmoved) = maildir.open_message(&seen).unwrap();
+        assert_eq!(unmoved, None);
         assert!(maildir.remove(&delivered).unwrap());
         assert!(!maildir.remove(&seen).unwrap());
         assert_eq!(maildir.list().unwrap(), vec![second]);
