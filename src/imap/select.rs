@@ -288,14 +288,14 @@ impl Selected {
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Reply> {
         let count = self.messages.len() as u32;
         if uid {
-            let largest = self.max_uid();
-            return Ok(self
-                .messages
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| super::search::sequence_set_contains(set, m.uid, largest))
-                .map(|(i, _)| i)
-                .collect());
+            // Messages are in UID order: each range of the set is one slice of them, found by
+            // binary search (a `UID FETCH` of one message in 100,000 compares 17 UIDs, not
+            // 100,000).
+            return Ok(indexes(
+                set,
+                self.max_uid(),
+                uid_span(&self.messages, |m| m.uid),
+            ));
         }
         for sequence in set.0.as_ref() {
             let values: &[&SeqOrUid] = match sequence {
@@ -316,10 +316,53 @@ impl Selected {
                 }
             }
         }
-        Ok((0..self.messages.len())
-            .filter(|&i| super::search::sequence_set_contains(set, i as u32 + 1, count))
-            .collect())
+        Ok(indexes(set, count, number_span(count)))
     }
+}
+
+/// The indexes of UIDs `low..=high` among `items`, which are in UID order.
+fn uid_span<'a, T>(
+    items: &'a [T],
+    uid: impl Fn(&T) -> u32 + 'a,
+) -> impl Fn(u32, u32) -> std::ops::Range<usize> + 'a {
+    move |low, high| {
+        items.partition_point(|item| uid(item) < low)
+            ..items.partition_point(|item| uid(item) <= high)
+    }
+}
+
+/// The indexes of sequence numbers `low..=high` (from 1) among `count` messages.
+fn number_span(count: u32) -> impl Fn(u32, u32) -> std::ops::Range<usize> {
+    move |low, high| (low as usize - 1)..(high.min(count) as usize)
+}
+
+/// The indexes `set` names, ascending and each once: `span(low, high)` gives those of one
+/// range (`*` being `largest`, and naming nothing when there is nothing).
+fn indexes(
+    set: &SequenceSet,
+    largest: u32,
+    span: impl Fn(u32, u32) -> std::ops::Range<usize>,
+) -> Vec<usize> {
+    let value = |value: &SeqOrUid| match value {
+        SeqOrUid::Value(v) => Some(v.get()),
+        SeqOrUid::Asterisk => (largest > 0).then_some(largest),
+    };
+    let sequences = set.0.as_ref();
+    let mut found = Vec::new();
+    for sequence in sequences {
+        let (a, b) = match sequence {
+            Sequence::Single(v) => (value(v), value(v)),
+            Sequence::Range(a, b) => (value(a), value(b)),
+        };
+        if let (Some(a), Some(b)) = (a, b) {
+            found.extend(span(a.min(b), a.max(b)));
+        }
+    }
+    if sequences.len() > 1 {
+        found.sort_unstable();
+        found.dedup();
+    }
+    found
 }
 
 impl Session {
@@ -735,4 +778,62 @@ pub(super) fn uid_set(uids: &[u32]) -> Option<imap_codec::imap_types::extensions
         });
     }
     Vec1::try_from(elements).ok().map(UidSet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imap::search::sequence_set_contains;
+    use proptest::prelude::*;
+
+    /// A set written as IMAP has it, from `(first, last)` pairs, 0 standing for `*`.
+    fn set_of(parts: &[(u32, Option<u32>)]) -> SequenceSet {
+        let value = |n: u32| {
+            if n == 0 {
+                "*".to_owned()
+            } else {
+                n.to_string()
+            }
+        };
+        let text: Vec<String> = parts
+            .iter()
+            .map(|&(a, b)| match b {
+                None => value(a),
+                Some(b) => format!("{}:{}", value(a), value(b)),
+            })
+            .collect();
+        SequenceSet::try_from(text.join(",").as_str()).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn the_uids_a_set_names_are_found_by_binary_search_as_by_testing_each(
+            gaps in proptest::collection::vec(1u32..5, 0..40),
+            parts in proptest::collection::vec((0u32..120, proptest::option::of(0u32..120)), 1..5),
+        ) {
+            let uids: Vec<u32> = gaps.iter().scan(0, |uid, gap| { *uid += gap; Some(*uid) }).collect();
+            let set = set_of(&parts);
+            let largest = uids.last().copied().unwrap_or(0);
+            let found = indexes(&set, largest, uid_span(&uids, |&u| u));
+            let tested: Vec<usize> = (0..uids.len())
+                .filter(|&i| sequence_set_contains(&set, uids[i], largest))
+                .collect();
+            prop_assert_eq!(found, tested);
+        }
+
+        #[test]
+        fn the_sequence_numbers_a_set_names_are_found_by_range_as_by_testing_each(
+            count in 0u32..60,
+            parts in proptest::collection::vec((0u32..60, proptest::option::of(0u32..60)), 1..5),
+        ) {
+            // Numbers past the end are refused before (`Selected::resolve`).
+            prop_assume!(parts.iter().all(|&(a, b)| a <= count && b.unwrap_or(0) <= count));
+            let set = set_of(&parts);
+            let found = indexes(&set, count, number_span(count));
+            let tested: Vec<usize> = (0..count as usize)
+                .filter(|&i| sequence_set_contains(&set, i as u32 + 1, count))
+                .collect();
+            prop_assert_eq!(found, tested);
+        }
+    }
 }
