@@ -60,7 +60,12 @@ struct Streaming {
 #[derive(Debug)]
 enum Piece {
     Bytes(Vec<u8>),
-    Body { stream: SectionStream, written: u64 },
+    /// Octets known in advance: the `)` and line end after a body.
+    Static(&'static [u8]),
+    Body {
+        stream: SectionStream,
+        written: u64,
+    },
 }
 
 /// The local time zone's offset at `secs` since the epoch (INTERNALDATE is shown in the
@@ -197,6 +202,10 @@ impl Session {
                     None => cursor.current = None,
                     Some(Piece::Bytes(bytes)) => {
                         out.append(bytes);
+                        streaming.pieces.pop_front();
+                    }
+                    Some(Piece::Static(bytes)) => {
+                        out.extend_from_slice(bytes);
                         streaming.pieces.pop_front();
                     }
                     Some(Piece::Body { stream, written }) => {
@@ -585,8 +594,12 @@ fn written_by_hand(
             _ => return None,
         }
     }
-    pending.extend_from_slice(b")\r\n");
-    pieces.push_back(Piece::Bytes(pending));
+    if pending.is_empty() {
+        pieces.push_back(Piece::Static(b")\r\n"));
+    } else {
+        pending.extend_from_slice(b")\r\n");
+        pieces.push_back(Piece::Bytes(pending));
+    }
     Some(pieces)
 }
 
@@ -668,6 +681,7 @@ mod tests {
             for piece in pieces {
                 match piece {
                     Piece::Bytes(bytes) => written.extend_from_slice(&bytes),
+                    Piece::Static(bytes) => written.extend_from_slice(bytes),
                     Piece::Body { stream, .. } => written.resize(written.len() + stream.len() as usize, b'x'),
                 }
             }
