@@ -59,13 +59,14 @@ pub fn other_code(name: &'static str) -> Code<'static> {
     Code::Other(CodeOther::unvalidated(Cow::Borrowed(name.as_bytes())))
 }
 
+/// A character response text may hold as it is: printable ASCII or a tab.
+fn is_text_char(c: char) -> bool {
+    c == '\t' || (' '..='~').contains(&c)
+}
+
 /// Whether [`text`] would leave `text` as it is.
 fn is_plain_text(text: &str) -> bool {
-    !text.trim().is_empty()
-        && !text.starts_with('[')
-        && text
-            .bytes()
-            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    !text.trim().is_empty() && !text.starts_with('[') && text.chars().all(is_text_char)
 }
 
 /// Response text as IMAP allows it: printable ASCII, never empty. Anything else (a client's
@@ -73,13 +74,7 @@ fn is_plain_text(text: &str) -> bool {
 pub fn text(text: &str) -> Text<'static> {
     let mut cleaned: String = text
         .chars()
-        .map(|c| {
-            if c == '\t' || (' '..='~').contains(&c) {
-                c
-            } else {
-                '?'
-            }
-        })
+        .map(|c| if is_text_char(c) { c } else { '?' })
         .collect();
     if cleaned.trim().is_empty() {
         cleaned = "done".into();
