@@ -208,16 +208,22 @@ pub fn validate(key: &SearchKey<'_>, charset: Option<&str>) -> Result<(), Search
 /// mailbox (`largest` 0) `*` stands for nothing, and neither `*` nor a range ending in it
 /// contains anything. For FETCH, STORE, COPY and SEARCH alike.
 pub fn sequence_set_contains(set: &SequenceSet, n: u32, largest: u32) -> bool {
-    let resolve = |value: &SeqOrUid| match value {
+    set_ranges(set, largest).any(|(low, high)| low <= n && n <= high)
+}
+
+/// The ranges `set` names, each as `(low, high)` inclusive, with `*` and range order as
+/// [`sequence_set_contains`] reads them; a sequence that names nothing is left out.
+pub fn set_ranges(set: &SequenceSet, largest: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+    let resolve = move |value: &SeqOrUid| match value {
         SeqOrUid::Value(v) => Some(v.get()),
         SeqOrUid::Asterisk => (largest > 0).then_some(largest),
     };
-    set.0.as_ref().iter().any(|sequence| match sequence {
-        Sequence::Single(value) => resolve(value) == Some(n),
-        Sequence::Range(a, b) => match (resolve(a), resolve(b)) {
-            (Some(a), Some(b)) => a.min(b) <= n && n <= a.max(b),
-            _ => false,
-        },
+    set.0.as_ref().iter().filter_map(move |sequence| {
+        let (a, b) = match sequence {
+            Sequence::Single(value) => (resolve(value)?, resolve(value)?),
+            Sequence::Range(a, b) => (resolve(a)?, resolve(b)?),
+        };
+        Some((a.min(b), a.max(b)))
     })
 }
 

@@ -343,22 +343,11 @@ fn indexes(
     largest: u32,
     span: impl Fn(u32, u32) -> std::ops::Range<usize>,
 ) -> Vec<usize> {
-    let value = |value: &SeqOrUid| match value {
-        SeqOrUid::Value(v) => Some(v.get()),
-        SeqOrUid::Asterisk => (largest > 0).then_some(largest),
-    };
-    let sequences = set.0.as_ref();
     let mut found = Vec::new();
-    for sequence in sequences {
-        let (a, b) = match sequence {
-            Sequence::Single(v) => (value(v), value(v)),
-            Sequence::Range(a, b) => (value(a), value(b)),
-        };
-        if let (Some(a), Some(b)) = (a, b) {
-            found.extend(span(a.min(b), a.max(b)));
-        }
+    for (low, high) in super::search::set_ranges(set, largest) {
+        found.extend(span(low, high));
     }
-    if sequences.len() > 1 {
+    if set.0.as_ref().len() > 1 {
         found.sort_unstable();
         found.dedup();
     }
