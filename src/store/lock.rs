@@ -12,7 +12,9 @@
 //! it is never seen empty; Dovecot's default `O_EXCL` mode excludes the same way. A dotlock
 //! outlives a crashed holder, so, as Dovecot does, a lock more than 2 s old whose process is
 //! gone (same host) is overridden at once, and any other lock once neither it nor the file
-//! it protects changed for the stale timeout.
+//! it protects changed for the stale timeout. Unlike Dovecot, an *empty* lock more than 2 s
+//! old is overridden at once too: every holder writes its pid as it creates the lock, so
+//! only a crash of the machine, which kept the name but not the unsynced content, leaves one.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
@@ -127,13 +129,32 @@ pub(crate) fn raw_host_name() -> String {
     }
 }
 
-/// The pid in a dotlock written on this host, as Dovecot's `read_local_pid`.
-fn read_local_pid(lock_path: &Path) -> Option<i32> {
-    let text = fs::read(lock_path).ok()?;
+/// What a dotlock file says of its holder.
+#[derive(Debug, PartialEq, Eq)]
+enum Holder {
+    /// A process of this host, as Dovecot's `read_local_pid` reads it.
+    Local(i32),
+    /// Nothing: the lock is empty.
+    Nobody,
+    /// Another host, or something unreadable.
+    Unknown,
+}
+
+fn holder(lock_path: &Path) -> Holder {
+    let Ok(text) = fs::read(lock_path) else {
+        return Holder::Unknown;
+    };
+    if text.is_empty() {
+        return Holder::Nobody;
+    }
     let text = String::from_utf8_lossy(&text);
-    let (pid, host) = text.trim_end_matches('\n').split_once(':')?;
-    let pid: i32 = pid.parse().ok()?;
-    (host == raw_host_name() && pid > 0).then_some(pid)
+    let Some((pid, host)) = text.trim_end_matches('\n').split_once(':') else {
+        return Holder::Unknown;
+    };
+    match pid.parse::<i32>() {
+        Ok(pid) if pid > 0 && host == raw_host_name() => Holder::Local(pid),
+        _ => Holder::Unknown,
+    }
 }
 
 fn process_exists(pid: i32) -> bool {
@@ -153,8 +174,7 @@ impl DotLock {
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
         // The lock appears by link(2) of a file that already holds our pid (Dovecot's
-        // hard-link dotlock), so it never exists empty: an empty lock left by a crash could
-        // only be overridden after the whole stale timeout.
+        // hard-link dotlock), so it never exists empty.
         let temp = TempLockFile::create(&lock_path)?;
         let start = Instant::now();
         let mut lock_seen: Option<Seen> = None;
@@ -179,13 +199,24 @@ impl DotLock {
                 lock_seen = Some(seen);
             }
             if seen.mtime < now - STALE_PID_CHECK_SECS {
-                if let Some(pid) = read_local_pid(&lock_path) {
-                    let ours = pid == std::process::id() as i32;
-                    if !ours && !process_exists(pid) {
-                        // The holder died: Dovecot overrides such a lock at once.
+                match holder(&lock_path) {
+                    Holder::Local(pid) if pid != std::process::id() as i32 => {
+                        if !process_exists(pid) {
+                            // The holder died: Dovecot overrides such a lock at once.
+                            override_lock(&lock_path, seen)?;
+                            continue;
+                        }
+                    }
+                    Holder::Nobody => {
+                        // Still empty after the seconds in which every holder writes its pid
+                        // (Dovecot's O_EXCL lock writes it right after creating the file): a
+                        // crash of the machine kept the lock's name but not its content, as
+                        // nothing syncs a lock. Dovecot waits out the whole stale timeout
+                        // (two minutes for the uidlist, the mailbox stuck meanwhile).
                         override_lock(&lock_path, seen)?;
                         continue;
                     }
+                    Holder::Local(_) | Holder::Unknown => {}
                 }
             }
             let stale = settings.stale_timeout.as_secs() as i64;
@@ -380,6 +411,25 @@ mod tests {
         let lock = dir.path().join("dovecot-uidlist.lock");
         // A pid that cannot exist (above pid_max), from this host, written long ago.
         fs::write(&lock, format!("2147483600:{}", raw_host_name())).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(10);
+        File::options()
+            .write(true)
+            .open(&lock)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        DotLock::acquire(&file, QUICK).unwrap();
+    }
+
+    #[test]
+    fn an_empty_dotlock_is_overridden_once_its_holder_would_have_written_its_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dovecot-uidlist");
+        let lock = dir.path().join("dovecot-uidlist.lock");
+        File::create(&lock).unwrap();
+        // Just created: its holder may not have written its pid yet.
+        assert!(DotLock::acquire(&file, QUICK).is_err());
+        assert!(lock.exists());
         let old = SystemTime::now() - Duration::from_secs(10);
         File::options()
             .write(true)
