@@ -1,7 +1,8 @@
 //! Faults against the real `serve-imap` binary over TCP: `kill -9` during EXPUNGE, APPEND and
 //! a uidlist rewrite, SIGTERM mid-session, a full disk and a file-size limit during APPEND, a
-//! read-only store, mail removed or renamed under an open session, and serve-imap, serve-pop,
-//! `mbox deliver` and Dovecot working one store at once.
+//! read-only store, mail removed or renamed under an open session, serve-imap, serve-pop,
+//! `mbox deliver` and Dovecot working one store at once, and a power cut of the disk under
+//! APPEND and COPY (a loop-mounted ext4 shut down without flushing its journal).
 //!
 //! Every scenario takes the mailbox before and after (each message's bytes and flags from
 //! the files, its UID from `dovecot-uidlist`, read here by a strict parser of our own) and
@@ -17,6 +18,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -594,14 +597,22 @@ fn sigterm_ends_every_session_and_loses_nothing() {
 /// A mount made for one test, lazily unmounted when dropped.
 struct Mount(PathBuf);
 
+/// Whether this test may mount file systems (it needs root, which CI has).
+fn may_mount(what: &str) -> bool {
+    if !support::is_root() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "mounting {what} needs root, which CI has"
+        );
+        eprintln!("skipped: mounting {what} needs root");
+        return false;
+    }
+    true
+}
+
 impl Mount {
     fn tmpfs(target: &Path, size: &str) -> Option<Mount> {
-        if !support::is_root() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "mounting a tmpfs needs root, which CI has"
-            );
-            eprintln!("skipped: mounting a tmpfs needs root");
+        if !may_mount("a tmpfs") {
             return None;
         }
         fs::create_dir_all(target).unwrap();
@@ -618,6 +629,77 @@ impl Mount {
             return None;
         }
         Some(Mount(target.to_owned()))
+    }
+}
+
+impl Mount {
+    /// A fresh ext4 of 256 MiB in the file `image`, with or without its journal, mounted
+    /// through a loop device at `target`.
+    fn ext4(image: &Path, target: &Path, journal: bool) -> Option<Mount> {
+        if !may_mount("an ext4 image") || !support::have("mkfs.ext4") {
+            return None;
+        }
+        fs::File::create(image)
+            .unwrap()
+            .set_len(256 * 1024 * 1024)
+            .unwrap();
+        let mut mkfs = Command::new("mkfs.ext4");
+        mkfs.args(["-q", "-F"]);
+        if !journal {
+            mkfs.args(["-O", "^has_journal"]);
+        }
+        let made = mkfs.arg(image).output().unwrap();
+        assert!(
+            made.status.success(),
+            "mkfs.ext4: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        fs::create_dir_all(target).unwrap();
+        let mount = Mount(target.to_owned());
+        mount.attach(image);
+        Some(mount)
+    }
+
+    fn attach(&self, image: &Path) {
+        let mounted = Command::new("mount")
+            .args(["-t", "ext4", "-o", "loop"])
+            .arg(image)
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        assert!(
+            mounted.status.success(),
+            "mount: {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        );
+    }
+
+    /// Unmount and mount `image` again, as a machine does after a crash: ext4 replays the
+    /// transactions its journal committed, and only those.
+    fn remount(&self, image: &Path) {
+        let unmounted = Command::new("umount").arg(&self.0).output().unwrap();
+        assert!(
+            unmounted.status.success(),
+            "umount: {}",
+            String::from_utf8_lossy(&unmounted.stderr)
+        );
+        self.attach(image);
+    }
+
+    /// Cut the file system off as a power failure would: `FS_IOC_SHUTDOWN` with
+    /// `FS_SHUTDOWN_FLAGS_NOLOGFLUSH` (xfstests' way of simulating a crash) drops every
+    /// journal transaction not yet committed and writes nothing more; every later system call
+    /// on it fails.
+    fn shut_down_without_flushing(&self) {
+        use std::os::fd::AsRawFd;
+        // _IOR('X', 125, __u32), shared by ext4 and XFS.
+        const FS_IOC_SHUTDOWN: u32 = 0x8004_587D;
+        const FS_SHUTDOWN_FLAGS_NOLOGFLUSH: u32 = 2;
+        let dir = fs::File::open(&self.0).unwrap();
+        let flags = FS_SHUTDOWN_FLAGS_NOLOGFLUSH;
+        // SAFETY: the ioctl reads one u32 through the pointer, which outlives the call.
+        let done = unsafe { libc::ioctl(dir.as_raw_fd(), FS_IOC_SHUTDOWN as _, &flags) };
+        assert_eq!(done, 0, "shutdown: {}", std::io::Error::last_os_error());
     }
 }
 
@@ -712,6 +794,162 @@ fn file_size_limit_during_append_answers_no_and_the_session_goes_on() {
     let server = PopServer::spawn_as(command, &["serve-imap", "--port", "0"], &[]);
     assert_append_refused_cleanly(&server, &store.path().join("asterix"), 2 * 1024 * 1024);
     assert!(server.stderr_shows("File too large"), "{}", server.stderr());
+}
+
+/// The `n`th number of the response code `[NAME a b c]` in a status line.
+fn code_number(status: &str, name: &str, n: usize) -> Option<u32> {
+    let at = status.find(&format!("[{name} "))? + name.len() + 2;
+    let code = &status[at..at + status[at..].find(']')?];
+    code.split(' ').nth(n)?.parse().ok()
+}
+
+/// APPEND `body` (and with `copy`, UID COPY it into INBOX too), both of which must succeed;
+/// the UIDs the server gave.
+fn append_and_copy(imap: &mut RawImap, body: &[u8], copy: bool) -> Vec<(u32, Vec<u8>)> {
+    imap.send_raw(format!("a APPEND INBOX {{{}+}}\r\n", body.len()).as_bytes());
+    imap.send_raw(body);
+    imap.send_raw(b"\r\n");
+    let status = imap.read_until_tagged("a").pop().unwrap();
+    let uid = code_number(&status, "APPENDUID", 1).unwrap_or_else(|| panic!("APPEND: {status}"));
+    let mut done = vec![(uid, body.to_vec())];
+    if copy {
+        let reply = imap.command(&format!("UID COPY {uid} INBOX"));
+        let copied = code_number(&reply.status, "COPYUID", 2)
+            .unwrap_or_else(|| panic!("COPY: {}", reply.status));
+        done.push((copied, body.to_vec()));
+    }
+    done
+}
+
+/// A power cut under serve-imap on a journaled ext4 (see `Mount::shut_down_without_flushing`)
+/// loses nothing it acknowledged, half-writes nothing, and leaves a store the next server
+/// serves at once, with no UID given twice.
+#[test]
+fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
+    let scratch = TempStore::empty();
+    let image = scratch.scratch().join("ext4.img");
+    let root = scratch.scratch().join("ext4");
+    let Some(mount) = Mount::ext4(&image, &root, true) else {
+        return;
+    };
+    let store = root.join("store");
+    demo_at(&store);
+    // The demo store was copied without a sync: on the disk before anything begins.
+    assert!(Command::new("sync").status().unwrap().success());
+    // The journaled ext4 is where APPEND and COPY leave out the fsync of new/, counting on the
+    // uidlist's sync (src/store/commit_order.rs): the case this test is for.
+    assert!(mailtool::store::commit_order::later_sync_covers_earlier_changes(&store));
+    let maildir = store.join("asterix");
+    let before = disk(&maildir);
+    let list_before = UidList::read(&maildir);
+    let mut server = PopServer::start_imap(&store, &[]);
+
+    // First four clients APPEND, and COPY every third message, for a second.
+    let stop = AtomicBool::new(false);
+    let acknowledged = Mutex::new(BTreeMap::<u32, Vec<u8>>::new());
+    let sent = Mutex::new(BTreeSet::<Vec<u8>>::new());
+    thread::scope(|scope| {
+        for client in 0..4 {
+            let (server, stop, acknowledged, sent) = (&server, &stop, &acknowledged, &sent);
+            scope.spawn(move || {
+                let mut imap = login_select(server);
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let body = mail(&format!("crash {client} {i}"), 1500 + 37 * (i % 40));
+                    sent.lock().unwrap().insert(body.clone());
+                    let done = append_and_copy(&mut imap, &body, i % 3 == 0);
+                    acknowledged.lock().unwrap().extend(done);
+                }
+            });
+        }
+        thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::SeqCst);
+    });
+    let mut acknowledged = acknowledged.into_inner().unwrap();
+    let mut sent = sent.into_inner().unwrap();
+    // Then three sessions stop halfway through an APPEND's literal, a fourth APPENDs and
+    // COPYs one more message, and the disk is cut the moment the COPY is acknowledged: no
+    // other sync can have made durable what the last two left to the uidlist's.
+    let mut halfway = Vec::new();
+    for _ in 0..3 {
+        let mut imap = login_select(&server);
+        let body = mail("halfway", 64 * 1024);
+        imap.send_raw(format!("h APPEND INBOX {{{}+}}\r\n", body.len()).as_bytes());
+        imap.send_raw(&body[..body.len() / 2]);
+        sent.insert(body);
+        halfway.push(imap);
+    }
+    let mut last = login_select(&server);
+    let body = mail("the last before the cut", 3000);
+    sent.insert(body.clone());
+    acknowledged.extend(append_and_copy(&mut last, &body, true));
+    mount.shut_down_without_flushing();
+    drop(halfway);
+    kill_9(&mut server);
+    mount.remount(&image);
+
+    assert!(
+        acknowledged.len() >= 20,
+        "only {} messages acknowledged before the cut",
+        acknowledged.len()
+    );
+    let after = disk(&maildir);
+    let list = UidList::read(&maildir);
+    assert_uids_kept(&list_before, &list);
+    // Nothing half-written: every file is one from before or a whole message sent.
+    for (base, mail) in &after {
+        match before.get(base) {
+            Some(original) => assert!(mail == original, "{base} changed"),
+            None => assert!(sent.contains(&mail.bytes), "{base} is not a whole message"),
+        }
+    }
+    assert!(before.keys().all(|base| after.contains_key(base)));
+    // Everything acknowledged is there, under the UID the server gave.
+    let by_uid: BTreeMap<u32, &String> = list.uids.iter().map(|(b, u)| (*u, b)).collect();
+    for (uid, body) in &acknowledged {
+        let base = by_uid
+            .get(uid)
+            .unwrap_or_else(|| panic!("UID {uid} was acknowledged, and lost in the crash"));
+        let mail = after
+            .get(*base)
+            .unwrap_or_else(|| panic!("the file of UID {uid} was lost in the crash"));
+        assert!(&mail.bytes == body, "UID {uid} holds another message");
+    }
+    eprintln!(
+        "{} messages acknowledged before the cut, {} sent, {} new files after it",
+        acknowledged.len(),
+        sent.len(),
+        after.len() - before.len()
+    );
+
+    // A fresh server on the recovered store agrees and hands out no UID again.
+    let server = PopServer::start_imap(&store, &[]);
+    let list_after = assert_server_agrees(&server, &maildir);
+    assert_uids_kept(&list, &list_after);
+    let mut imap = login_select(&server);
+    for (uid, body) in acknowledged.iter().step_by(7) {
+        assert!(imap.body(*uid) == *body, "UID {uid} served after the crash");
+    }
+    assert_next_uid_fresh(&server, list_after.highest());
+}
+
+#[test]
+fn only_an_ext4_with_its_journal_is_trusted_to_commit_in_order() {
+    let scratch = TempStore::empty();
+    for journal in [false, true] {
+        let image = scratch.scratch().join(format!("ext4-{journal}.img"));
+        let root = scratch.scratch().join(format!("ext4-{journal}"));
+        let Some(_mount) = Mount::ext4(&image, &root, journal) else {
+            return;
+        };
+        assert_eq!(
+            mailtool::store::commit_order::later_sync_covers_earlier_changes(&root),
+            journal,
+            "ext4 with journal: {journal}"
+        );
+    }
 }
 
 fn chmod_tree(path: &Path, dir_mode: u32, file_mode: u32) {

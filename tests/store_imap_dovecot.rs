@@ -178,9 +178,9 @@ fn dovecot_serves_what_our_store_wrote() {
     let received = SystemTime::now() - Duration::from_secs(86_400);
     let mut delivery = inbox.deliver().unwrap();
     delivery.write_all(b"Subject: m5\n\nappended\n").unwrap();
-    let appended = delivery.commit_as("S", Some(received)).unwrap();
+    let appended = delivery.link_as("S", Some(received)).unwrap();
     assert_eq!(
-        inbox.assign_uids(std::slice::from_ref(&appended)).unwrap(),
+        inbox.number_added(std::slice::from_ref(&appended)).unwrap(),
         [5]
     );
     assert_eq!(
@@ -221,7 +221,7 @@ fn dovecot_serves_what_our_store_wrote() {
     boxes.create("A&B").unwrap();
     let drafts = boxes.open("Entwürfe").unwrap();
     let copied = drafts.copy_from(&inbox, &by_uid[&3], "D").unwrap();
-    assert_eq!(drafts.assign_uids(&[copied]).unwrap(), [1]);
+    assert_eq!(drafts.number_added(&[copied]).unwrap(), [1]);
     let drafts_snap = drafts.sync_uids(false).unwrap();
     let child_snap = boxes
         .open("Parent.Child")
@@ -307,7 +307,7 @@ fn dovecot_serves_what_our_store_wrote() {
 
     // While Dovecot serves the mailbox, a message we deliver and number is seen with our UID.
     let late = deliver(&inbox, "m6");
-    assert_eq!(inbox.assign_uids(&[late]).unwrap(), [6]);
+    assert_eq!(inbox.number_added(&[late]).unwrap(), [6]);
     give_to_store_owner(&temp.path());
     let got = imap(
         &dovecot,
@@ -428,7 +428,7 @@ fn our_store_reads_what_dovecot_wrote_and_continues_its_uids() {
     let mut delivery = inbox.deliver().unwrap();
     delivery.write_all(b"Subject: o2\n\nours\n").unwrap();
     let o2 = delivery.commit_as("S", None).unwrap();
-    assert_eq!(inbox.assign_uids(&[o2]).unwrap(), [5]);
+    assert_eq!(inbox.number_added(&[o2]).unwrap(), [5]);
     let snap = inbox.sync_uids(true).unwrap();
     assert_eq!(
         snap.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
@@ -499,7 +499,7 @@ fn crash_child() {
         if i % 3 == 0 {
             maildir.sync_uids(true).unwrap();
         } else {
-            maildir.assign_uids(std::slice::from_ref(&entry)).unwrap();
+            maildir.number_added(std::slice::from_ref(&entry)).unwrap();
         }
         if i % 4 == 1 {
             let _ = maildir.set_flags(&entry, "S");

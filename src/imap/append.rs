@@ -171,7 +171,7 @@ impl Session {
             }
             return true;
         }
-        // The line that ends the message commits it, with three fsyncs: off this thread.
+        // The line that ends the message commits it, with two or three fsyncs: off this thread.
         let commits = state.delivery.is_some() && state.error.is_none();
         if commits && self.reader.has_line() && self.wait_to_block() {
             return true;
@@ -228,11 +228,11 @@ impl Session {
         letters: &str,
         date: Option<SystemTime>,
     ) -> Reply {
-        let entry = match delivery.commit_as(letters, date) {
+        let entry = match delivery.link_as(letters, date) {
             Ok(entry) => entry,
             Err(error) => return self.store_reply(error, "APPEND"),
         };
-        let uid = match maildir.assign_uids(std::slice::from_ref(&entry)) {
+        let uid = match maildir.number_added(std::slice::from_ref(&entry)) {
             Ok(uids) => uids.first().copied(),
             Err(error) => return self.store_reply(error, "APPEND"),
         };

@@ -128,7 +128,7 @@ impl Session {
         let code = if copied.is_empty() {
             None
         } else {
-            let uids = match target.assign_uids(&copied) {
+            let uids = match target.number_added(&copied) {
                 Ok(uids) => uids,
                 Err(error) => return self.store_reply(error, verb),
             };

@@ -499,6 +499,10 @@ impl Maildir {
     /// its received time. The copy lands in `new/` (see [`Delivery::commit_as`]), so it is
     /// `\Recent` in the session that takes it, as RFC 3501 §6.4.7 asks of COPY.
     ///
+    /// Like [`Delivery::link_as`], the copy's name in `new/` is durable only once the caller
+    /// has passed it to [`Maildir::number_added`], which syncs once for all of a COPY's
+    /// messages instead of once per message.
+    ///
     /// # Errors
     /// The message is gone, or the copy cannot be written.
     pub fn copy_from(
@@ -533,7 +537,6 @@ impl Maildir {
         match linked {
             Ok((true, _)) => {
                 self.note_change();
-                sync_dir(&self.root.join(target.folder.dir_name()))?;
                 Ok(target)
             }
             Ok((false, moved)) => {
@@ -543,7 +546,7 @@ impl Maildir {
                 let mut delivery = self.deliver()?;
                 io::copy(&mut file, &mut delivery)
                     .map_err(|e| StoreError::io("copy", source.entry_path(current), e))?;
-                delivery.commit_as(&flags, Some(received))
+                delivery.link_as(&flags, Some(received))
             }
             Err(e) => Err(e),
         }
@@ -621,7 +624,20 @@ impl Delivery {
     ///
     /// # Errors
     /// As for [`Delivery::commit`].
-    pub fn commit_as(mut self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
+    pub fn commit_as(self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
+        let dir = self.root.join(Folder::New.dir_name());
+        let entry = self.link_as(flags, received)?;
+        sync_dir(&dir)?;
+        Ok(entry)
+    }
+
+    /// [`Delivery::commit_as`] without the fsync of `new/`: the message's bytes are synced and
+    /// its name is in `new/`, but the name may not survive a crash until
+    /// [`Maildir::number_added`] (which the caller owes) has made it durable.
+    ///
+    /// # Errors
+    /// As for [`Delivery::commit`].
+    pub fn link_as(mut self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
         let file = self.file.take().expect("delivery committed twice");
         if let Some(received) = received {
             file.set_modified(received)
@@ -642,7 +658,6 @@ impl Delivery {
         let _ = fs::remove_file(&self.tmp_path);
         linked.map_err(|e| StoreError::io("deliver into", &final_path, e))?;
         super::local_changes::note(&self.root);
-        sync_dir(&dir)?;
         Ok(entry)
     }
 }

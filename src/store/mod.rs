@@ -15,6 +15,7 @@
 //! user's mailboxes in Dovecot's Maildir++ layout, [`uidlist`] their UIDs in
 //! `dovecot-uidlist`, and [`keywords`] their keyword names in `dovecot-keywords`.
 
+pub mod commit_order;
 pub mod delivery;
 pub mod folders;
 pub mod keywords;

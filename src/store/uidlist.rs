@@ -22,13 +22,14 @@
 //! `dovecot-uidvalidity` file as Dovecot draws it, so it is unique among the user's mailboxes.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::commit_order;
 use super::lock::{self, DotLock, DotLockSettings};
 use super::maildir::Folder;
 use super::snapshot_cache::{self, Evidence};
@@ -820,12 +821,40 @@ impl Maildir {
         self.write_uidlist(list, &appended, rewrite)
     }
 
-    /// The UIDs of messages just added to this Maildir (by delivery or copy), assigning them
-    /// under the lock when the uidlist does not have them yet; in the order given.
+    /// Make messages just linked into this Maildir's `new/` ([`Delivery::link_as`],
+    /// [`Maildir::copy_from`]) durable and give them their UIDs, assigned under the lock when
+    /// the uidlist does not have them yet; in the order given. Once this returns, their names
+    /// and UIDs survive a crash.
+    ///
+    /// Where a later sync commits every earlier change ([`commit_order`]), the uidlist's sync
+    /// after the links does it all, and an fsync of `new/` would be one more journal commit
+    /// for nothing. Elsewhere `new/` is synced first, once for all the messages.
+    ///
+    /// [`Delivery::link_as`]: super::Delivery::link_as
     ///
     /// # Errors
-    /// As for [`Maildir::sync_uids`].
-    pub fn assign_uids(&self, entries: &[MessageEntry]) -> Result<Vec<u32>> {
+    /// `new/` cannot be synced, or as for [`Maildir::sync_uids`]. The messages stay then (the
+    /// next listing numbers them).
+    pub fn number_added(&self, entries: &[MessageEntry]) -> Result<Vec<u32>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let covered = commit_order::later_sync_covers_earlier_changes(self.path());
+        if !covered {
+            self.sync_folders(&[Folder::New])?;
+        }
+        let numbered = self.assign_uids(entries);
+        if numbered.is_err() && covered {
+            // No sync may have happened after the links: make the names durable all the same.
+            let _ = self.sync_folders(&[Folder::New]);
+        }
+        numbered
+    }
+
+    /// The UIDs of `entries`, assigning them under the lock when the uidlist does not have
+    /// them yet; in the order given. Ends with the uidlist synced, also when another process
+    /// wrote the lines.
+    fn assign_uids(&self, entries: &[MessageEntry]) -> Result<Vec<u32>> {
         let _lock = self.lock_uidlist()?;
         let mut list = self.read_uidlist()?;
         let mut appended = Vec::new();
@@ -860,6 +889,16 @@ impl Maildir {
             }
         }
         let rewrite = !list.exists || list.needs_rewrite;
+        if appended.is_empty() && !rewrite {
+            // Another session or Dovecot numbered them first, and its line may not be on the
+            // disk yet (Dovecot with `mail_fsync = never` does not sync it). Synced here, after
+            // the links, it is also the sync that `number_added` counts on.
+            let path = self.uidlist_path();
+            File::open(&path)
+                .and_then(|file| super::blocking(|| file.sync_data()))
+                .map_err(|e| StoreError::io("sync", &path, e))?;
+            return Ok(uids);
+        }
         list.records.extend(appended.iter().cloned());
         self.write_uidlist(&mut list, &appended, rewrite)?;
         Ok(uids)
@@ -1133,15 +1172,16 @@ mod tests {
     }
 
     #[test]
-    fn assign_uids_appends_in_the_given_order_and_is_idempotent() {
+    fn number_added_appends_in_the_given_order_and_is_idempotent() {
         let (_dir, maildir) = maildir();
         let a = deliver(&maildir, "a\n");
         let b = deliver(&maildir, "b\n");
         assert_eq!(
-            maildir.assign_uids(&[b.clone(), a.clone()]).unwrap(),
+            maildir.number_added(&[b.clone(), a.clone()]).unwrap(),
             [1, 2]
         );
-        assert_eq!(maildir.assign_uids(std::slice::from_ref(&a)).unwrap(), [2]);
+        assert_eq!(maildir.number_added(std::slice::from_ref(&a)).unwrap(), [2]);
+        assert!(maildir.number_added(&[]).unwrap().is_empty());
         let snap = maildir.sync_uids(false).unwrap();
         assert_eq!(snap.messages[0].entry, b);
         assert_eq!(snap.uid_next, 3);

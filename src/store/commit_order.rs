@@ -1,0 +1,117 @@
+//! Whether one sync of a file also makes every earlier change of its file system durable.
+//!
+//! A message added to a Maildir needs three things on the disk before the server may say so:
+//! its bytes, its name in `new/`, and its UID in `dovecot-uidlist`. POSIX makes each one
+//! durable only by its own fsync (the file, the folder, the uidlist), and on a journaled file
+//! system each of those waits for a journal commit.
+//!
+//! ext4 with a journal gives more than POSIX: its journal (jbd2) commits transactions one
+//! after another, and an fsync or fdatasync returns only once the transaction holding the
+//! file's latest change is committed, so every transaction before it is committed too. Its
+//! fast commits, where enabled, write every directory entry change and every changed inode
+//! since the last full commit, not only the synced file's (`fs/ext4/fast_commit.c`). So once a
+//! message is linked into `new/`, the `fdatasync` of the uidlist line written after that link
+//! also commits the link, and the fsync of `new/` is one journal commit spent for nothing.
+//!
+//! Only there is that fsync left out: ext4 mounted without a journal (this is how some
+//! machines mount `/tmp`) orders nothing, and other file systems are not assumed to.
+//! When in doubt (no `/proc` or `/sys` to read, a journal on another device), the answer is
+//! no, and the folder is synced as POSIX asks.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+/// `statfs`'s `f_type` of ext2, ext3 and ext4 (one driver, one magic number).
+const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+
+/// A file system: its device and its `statfs` id.
+type FileSystem = (u64, [i32; 2]);
+
+/// Whether a sync on the file system holding `path` commits every change made before it
+/// on that file system (ext4 with its journal on the same device).
+///
+/// Answered once per file system: keyed by its device and by its id from `statfs` (ext4's
+/// is its UUID), so a device that now holds another file system is asked again. (Removing
+/// the journal takes `tune2fs` on the unmounted file system; a server that kept running
+/// over that would keep the first answer.)
+pub fn later_sync_covers_earlier_changes(path: &Path) -> bool {
+    static ANSWERS: OnceLock<Mutex<HashMap<FileSystem, bool>>> = OnceLock::new();
+    let Some(id) = ext_family_id(path) else {
+        return false;
+    };
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    let key = (meta.dev(), id);
+    let answers = ANSWERS.get_or_init(Default::default);
+    if let Some(&answer) = answers.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return answer;
+    }
+    let answer = has_internal_journal(meta.dev());
+    answers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, answer);
+    answer
+}
+
+/// The `statfs` id of the file system holding `path` when it is an ext2, ext3 or ext4.
+fn ext_family_id(path: &Path) -> Option<[i32; 2]> {
+    let path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs writes into the zeroed struct we own and reads the NUL-terminated path.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets.
+    let kind = stat.f_type as i64;
+    // SAFETY: fsid_t is two ints on Linux, and nothing else reads the copy.
+    let id: [i32; 2] = unsafe { std::mem::transmute(stat.f_fsid) };
+    (kind == EXT4_SUPER_MAGIC).then_some(id)
+}
+
+/// jbd2 lists each journal it runs as `/proc/fs/jbd2/<device>-<journal inode>` when the
+/// journal lives inside the file system (an ext2 or a journal-less ext4 has no entry).
+fn has_internal_journal(device: u64) -> bool {
+    let (major, minor) = (libc::major(device), libc::minor(device));
+    let Ok(target) = fs::read_link(format!("/sys/dev/block/{major}:{minor}")) else {
+        return false;
+    };
+    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    // jbd2 writes a `/` in a device name as `!`.
+    let prefix = format!("{}-", name.replace('/', "!"));
+    let Ok(journals) = fs::read_dir("/proc/fs/jbd2") else {
+        return false;
+    };
+    journals.flatten().any(|journal| {
+        journal.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(&prefix)
+                .is_some_and(|inode| !inode.is_empty() && inode.bytes().all(|b| b.is_ascii_digit()))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_path_gets_the_full_syncs() {
+        assert!(!later_sync_covers_earlier_changes(Path::new(
+            "/nonexistent/mailtool/store"
+        )));
+    }
+
+    #[test]
+    fn only_ext4_counts() {
+        // /proc is procfs on every Linux: never ext4, so never trusted.
+        assert!(!later_sync_covers_earlier_changes(Path::new("/proc/self")));
+    }
+}
