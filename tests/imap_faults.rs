@@ -882,6 +882,16 @@ fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
         halfway.push(imap);
     }
     let mut last = login_select(&server);
+    // A delivery as serve-smtp and `mbox deliver` make it (Delivery::commit), just before.
+    let delivered = mail("delivered before the cut", 2500);
+    let mut delivery = Store::new(&store)
+        .mailbox(&UserName::parse("asterix").unwrap())
+        .unwrap()
+        .deliver()
+        .unwrap();
+    delivery.write_all(&delivered).unwrap();
+    let delivered_as = delivery.commit().unwrap();
+    sent.insert(delivered.clone());
     let body = mail("the last before the cut", 3000);
     sent.insert(body.clone());
     acknowledged.extend(append_and_copy(&mut last, &body, true));
@@ -906,6 +916,9 @@ fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
         }
     }
     assert!(before.keys().all(|base| after.contains_key(base)));
+    let base = delivered_as.base();
+    let kept = after.get(base).expect("the delivery was lost in the crash");
+    assert!(kept.bytes == delivered, "the delivery is not whole");
     // Everything acknowledged is there, under the UID the server gave.
     let by_uid: BTreeMap<u32, &String> = list.uids.iter().map(|(b, u)| (*u, b)).collect();
     for (uid, body) in &acknowledged {

@@ -627,13 +627,19 @@ impl Delivery {
     pub fn commit_as(self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
         let dir = self.root.join(Folder::New.dir_name());
         let entry = self.link_as(flags, received)?;
+        // Where the file system commits in order, this one commit also makes the bytes
+        // durable (see `link_as`).
         sync_dir(&dir)?;
         Ok(entry)
     }
 
-    /// [`Delivery::commit_as`] without the fsync of `new/`: the message's bytes are synced and
-    /// its name is in `new/`, but the name may not survive a crash until
-    /// [`Maildir::number_added`] (which the caller owes) has made it durable.
+    /// [`Delivery::commit_as`] without the fsync of `new/`: the message's name is in `new/`,
+    /// but it may not survive a crash until [`Maildir::number_added`] (which the caller owes)
+    /// has made it durable. Its bytes are on the disk before the name: synced, or, where the
+    /// file system commits in order ([`commit_order`]), written out without a journal commit
+    /// of their own, which the commit that makes the name durable makes durable too.
+    ///
+    /// [`commit_order`]: super::commit_order
     ///
     /// # Errors
     /// As for [`Delivery::commit`].
@@ -643,8 +649,15 @@ impl Delivery {
             file.set_modified(received)
                 .map_err(|e| StoreError::io("set the received time of", &self.tmp_path, e))?;
         }
-        super::blocking(|| file.sync_all())
-            .map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
+        let in_order = super::commit_order::later_sync_covers_earlier_changes(&self.root);
+        super::blocking(|| {
+            if in_order {
+                super::commit_order::write_out(&file)
+            } else {
+                file.sync_all()
+            }
+        })
+        .map_err(|e| StoreError::io("write", &self.tmp_path, e))?;
         drop(file);
         let mut base = format!("{},S={}", self.unique, self.size);
         if self.last == Some(b'\n') {

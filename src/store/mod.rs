@@ -14,6 +14,8 @@
 //! [`user_name`] is the one rule for which user names exist. For IMAP, [`folders`] keeps a
 //! user's mailboxes in Dovecot's Maildir++ layout, [`uidlist`] their UIDs in
 //! `dovecot-uidlist`, and [`keywords`] their keyword names in `dovecot-keywords`.
+//! [`commit_order`] tells whether the file system commits in order, so that one sync can
+//! stand for another.
 
 pub mod commit_order;
 pub mod delivery;
