@@ -404,6 +404,17 @@ mod tests {
         DotLock::acquire(&file, QUICK).unwrap();
     }
 
+    /// Set the lock's modification time 10 s back, as if it was written then.
+    fn written_long_ago(lock: &Path) {
+        let old = SystemTime::now() - Duration::from_secs(10);
+        File::options()
+            .write(true)
+            .open(lock)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+
     #[test]
     fn dotlock_of_a_dead_process_is_overridden() {
         let dir = tempfile::tempdir().unwrap();
@@ -411,13 +422,7 @@ mod tests {
         let lock = dir.path().join("dovecot-uidlist.lock");
         // A pid that cannot exist (above pid_max), from this host, written long ago.
         fs::write(&lock, format!("2147483600:{}", raw_host_name())).unwrap();
-        let old = SystemTime::now() - Duration::from_secs(10);
-        File::options()
-            .write(true)
-            .open(&lock)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        written_long_ago(&lock);
         DotLock::acquire(&file, QUICK).unwrap();
     }
 
@@ -430,13 +435,7 @@ mod tests {
         // Just created: its holder may not have written its pid yet.
         assert!(DotLock::acquire(&file, QUICK).is_err());
         assert!(lock.exists());
-        let old = SystemTime::now() - Duration::from_secs(10);
-        File::options()
-            .write(true)
-            .open(&lock)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        written_long_ago(&lock);
         DotLock::acquire(&file, QUICK).unwrap();
     }
 
@@ -446,13 +445,7 @@ mod tests {
         let file = dir.path().join("subscriptions");
         let lock = dir.path().join("subscriptions.lock");
         fs::write(&lock, "1:some-other-host").unwrap();
-        let old = SystemTime::now() - Duration::from_secs(10);
-        File::options()
-            .write(true)
-            .open(&lock)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        written_long_ago(&lock);
         assert!(DotLock::acquire(&file, QUICK).is_err());
         // Unchanged for longer than the stale timeout (whole seconds, counted from the
         // lock's ctime, which is now): overridden.
