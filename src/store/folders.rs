@@ -40,6 +40,7 @@ const SUBSCRIPTIONS_V2_HEADER: &str = "V\t2\n\n";
 const SUBSCRIPTIONS_LOCK: DotLockSettings = DotLockSettings {
     stale_timeout: std::time::Duration::from_secs(30),
     timeout: std::time::Duration::from_secs(120),
+    pid_written_at_once: false,
 };
 /// Where Dovecot's Maildir++ DELETE puts a folder before removing it.
 const TRASH: &str = "..DOVECOT-TRASHED";

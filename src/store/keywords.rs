@@ -164,6 +164,7 @@ impl Maildir {
             DotLockSettings {
                 stale_timeout: Duration::from_secs(120),
                 timeout: Duration::from_secs(2),
+                pid_written_at_once: false,
             },
         )?;
         let now = SystemTime::now();

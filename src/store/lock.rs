@@ -12,9 +12,10 @@
 //! it is never seen empty; Dovecot's default `O_EXCL` mode excludes the same way. A dotlock
 //! outlives a crashed holder, so, as Dovecot does, a lock more than 2 s old whose process is
 //! gone (same host) is overridden at once, and any other lock once neither it nor the file
-//! it protects changed for the stale timeout. Unlike Dovecot, an *empty* lock more than 2 s
-//! old is overridden at once too: every holder writes its pid as it creates the lock, so
-//! only a crash of the machine, which kept the name but not the unsynced content, leaves one.
+//! it protects changed for the stale timeout. Unlike Dovecot, an *empty* uidlist lock more
+//! than 2 s old is overridden at once too: every holder of that lock writes its pid as it
+//! creates it, so only a crash of the machine, which kept the name but not the unsynced
+//! content, leaves one (see [`DotLockSettings::pid_written_at_once`]).
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
@@ -63,6 +64,12 @@ pub struct DotLockSettings {
     pub stale_timeout: Duration,
     /// Give up waiting after this long.
     pub timeout: Duration,
+    /// Every holder of this lock writes its pid as it creates it (Dovecot's
+    /// `file_dotlock_create`, as for `dovecot-uidlist`; ours always), so a lock still empty
+    /// after `STALE_PID_CHECK_SECS` is what a crash of the machine left, and is overridden.
+    /// Not so for locks Dovecot takes with `file_dotlock_open` (`subscriptions`,
+    /// `dovecot-keywords`), whose file is the new content, empty while it is written.
+    pub pid_written_at_once: bool,
 }
 
 /// Dovecot checks the holder's pid only once a lock is this old (`STALE_PID_CHECK_SECS`): a
@@ -207,16 +214,16 @@ impl DotLock {
                             continue;
                         }
                     }
-                    Holder::Nobody => {
-                        // Still empty after the seconds in which every holder writes its pid
-                        // (Dovecot's O_EXCL lock writes it right after creating the file): a
-                        // crash of the machine kept the lock's name but not its content, as
-                        // nothing syncs a lock. Dovecot waits out the whole stale timeout
-                        // (two minutes for the uidlist, the mailbox stuck meanwhile).
+                    Holder::Nobody if settings.pid_written_at_once => {
+                        // Still empty seconds after its holder wrote its pid (Dovecot's
+                        // O_EXCL lock writes it right after creating the file): a crash of
+                        // the machine kept the lock's name but not its content, as nothing
+                        // syncs a lock. Dovecot waits out the whole stale timeout (two
+                        // minutes for the uidlist, the mailbox stuck meanwhile).
                         override_lock(&lock_path, seen)?;
                         continue;
                     }
-                    Holder::Local(_) | Holder::Unknown => {}
+                    Holder::Local(_) | Holder::Nobody | Holder::Unknown => {}
                 }
             }
             let stale = settings.stale_timeout.as_secs() as i64;
@@ -385,6 +392,7 @@ mod tests {
     const QUICK: DotLockSettings = DotLockSettings {
         stale_timeout: Duration::from_secs(120),
         timeout: Duration::from_millis(200),
+        pid_written_at_once: true,
     };
 
     #[test]
@@ -436,6 +444,12 @@ mod tests {
         assert!(DotLock::acquire(&file, QUICK).is_err());
         assert!(lock.exists());
         written_long_ago(&lock);
+        // A lock whose file is the new content (Dovecot's subscriptions) may stay empty.
+        let content_lock = DotLockSettings {
+            pid_written_at_once: false,
+            ..QUICK
+        };
+        assert!(DotLock::acquire(&file, content_lock).is_err());
         DotLock::acquire(&file, QUICK).unwrap();
     }
 
@@ -452,6 +466,7 @@ mod tests {
         let short = DotLockSettings {
             stale_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
+            ..QUICK
         };
         DotLock::acquire(&file, short).unwrap();
     }

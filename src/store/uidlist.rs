@@ -43,6 +43,7 @@ const UIDVALIDITY: &str = "dovecot-uidvalidity";
 pub(crate) const UIDLIST_LOCK: DotLockSettings = DotLockSettings {
     stale_timeout: Duration::from_secs(120),
     timeout: Duration::from_secs(122),
+    pid_written_at_once: true,
 };
 
 /// Rewrite rather than append once this share (in percent) of the lines name files that are
