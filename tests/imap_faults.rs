@@ -655,23 +655,13 @@ impl Mount {
             String::from_utf8_lossy(&made.stderr)
         );
         fs::create_dir_all(target).unwrap();
-        let mount = Mount(target.to_owned());
-        mount.attach(image);
-        Some(mount)
-    }
-
-    fn attach(&self, image: &Path) {
-        let mounted = Command::new("mount")
-            .args(["-t", "ext4", "-o", "loop"])
-            .arg(image)
-            .arg(&self.0)
-            .output()
-            .unwrap();
-        assert!(
-            mounted.status.success(),
-            "mount: {}",
-            String::from_utf8_lossy(&mounted.stderr)
-        );
+        if let Err(error) = attach(image, target) {
+            // Root without loop devices (a container): not something this machine can test.
+            assert!(std::env::var_os("CI").is_none(), "{error}");
+            eprintln!("skipped: {error}");
+            return None;
+        }
+        Some(Mount(target.to_owned()))
     }
 
     /// Unmount and mount `image` again, as a machine does after a crash: ext4 replays the
@@ -683,7 +673,7 @@ impl Mount {
             "umount: {}",
             String::from_utf8_lossy(&unmounted.stderr)
         );
-        self.attach(image);
+        attach(image, &self.0).unwrap();
     }
 
     /// Cut the file system off as a power failure would: `FS_IOC_SHUTDOWN` with
@@ -700,6 +690,24 @@ impl Mount {
         // SAFETY: the ioctl reads one u32 through the pointer, which outlives the call.
         let done = unsafe { libc::ioctl(dir.as_raw_fd(), FS_IOC_SHUTDOWN as _, &flags) };
         assert_eq!(done, 0, "shutdown: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Mount the ext4 in `image` at `target` through a loop device.
+fn attach(image: &Path, target: &Path) -> Result<(), String> {
+    let mounted = Command::new("mount")
+        .args(["-t", "ext4", "-o", "loop"])
+        .arg(image)
+        .arg(target)
+        .output()
+        .map_err(|e| format!("mount: {e}"))?;
+    if mounted.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "mount: {}",
+            String::from_utf8_lossy(&mounted.stderr)
+        ))
     }
 }
 
@@ -838,13 +846,14 @@ fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
     assert!(Command::new("sync").status().unwrap().success());
     // The journaled ext4 is where APPEND and COPY leave out the fsync of new/, counting on the
     // uidlist's sync (src/store/commit_order.rs): the case this test is for.
-    assert!(mailtool::store::commit_order::later_sync_covers_earlier_changes(&store));
     let maildir = store.join("asterix");
+    assert!(mailtool::store::commit_order::covers_maildir(&maildir));
     let before = disk(&maildir);
     let list_before = UidList::read(&maildir);
     let mut server = PopServer::start_imap(&store, &[]);
 
-    // First four clients APPEND, and COPY every third message, for a second.
+    // First four clients APPEND, and COPY every third message, for a second and at least 20
+    // acknowledged messages.
     let stop = AtomicBool::new(false);
     let acknowledged = Mutex::new(BTreeMap::<u32, Vec<u8>>::new());
     let sent = Mutex::new(BTreeSet::<Vec<u8>>::new());
@@ -864,7 +873,13 @@ fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
                 }
             });
         }
-        thread::sleep(Duration::from_secs(1));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(1)
+            || (acknowledged.lock().unwrap().len() < 20
+                && started.elapsed() < Duration::from_secs(30))
+        {
+            thread::sleep(Duration::from_millis(50));
+        }
         stop.store(true, Ordering::SeqCst);
     });
     let mut acknowledged = acknowledged.into_inner().unwrap();
@@ -949,7 +964,7 @@ fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
 }
 
 #[test]
-fn only_an_ext4_with_its_journal_is_trusted_to_commit_in_order() {
+fn only_an_ext4_with_its_journal_and_cache_flushes_is_trusted_to_commit_in_order() {
     let scratch = TempStore::empty();
     for journal in [false, true] {
         let image = scratch.scratch().join(format!("ext4-{journal}.img"));
@@ -962,6 +977,17 @@ fn only_an_ext4_with_its_journal_is_trusted_to_commit_in_order() {
             journal,
             "ext4 with journal: {journal}"
         );
+        if journal {
+            // Without the cache flushes that order a commit after the data, it is not.
+            let remounted = Command::new("mount")
+                .args(["-o", "remount,nobarrier"])
+                .arg(&root)
+                .status()
+                .unwrap();
+            assert!(remounted.success());
+            thread::sleep(Duration::from_millis(1100));
+            assert!(!mailtool::store::commit_order::later_sync_covers_earlier_changes(&root));
+        }
     }
 }
 

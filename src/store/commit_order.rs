@@ -6,8 +6,9 @@
 //! system each of those waits for a journal commit.
 //!
 //! ext4 with a journal gives more than POSIX: its journal (jbd2) commits transactions one
-//! after another, and an fsync or fdatasync returns only once the transaction holding the
-//! file's latest change is committed, so every transaction before it is committed too. Its
+//! after another, and an fsync returns only once the transaction holding the file's latest
+//! change is committed (an fdatasync, its latest change of data or size), so every
+//! transaction before it is committed too. Its
 //! fast commits, where enabled, write every directory entry change and every changed inode
 //! since the last full commit, not only the synced file's (`fs/ext4/fast_commit.c`). So once a
 //! message is linked into `new/`, the `fdatasync` of the uidlist line written after that link
@@ -19,10 +20,12 @@
 //! that later makes the link durable flushes the disk's cache before its commit block, so
 //! the bytes are durable first. An APPEND then waits for one journal commit, not three.
 //!
-//! Only there are those syncs left out: ext4 mounted without a journal (this is how some
-//! machines mount `/tmp`) orders nothing, and other file systems are not assumed to.
-//! When in doubt (no `/proc` or `/sys` to read, a journal on another device), the answer is
-//! no, and the folder is synced as POSIX asks.
+//! Only there are those syncs left out, and only with the journal's cache flushes on (not
+//! `nobarrier`) and each commit block written after the flush (not `journal_async_commit`):
+//! ext4 mounted without a journal (this is how some machines mount `/tmp`) orders nothing,
+//! and other file systems are not assumed to. When in doubt (no `/proc` or `/sys` to read,
+//! a journal on another device, a Maildir's `new/` on another file system than its root),
+//! the answer is no, and the file and the folders are synced as POSIX asks.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -33,6 +36,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Write `file`'s bytes to the disk and wait, without a journal commit or a flush of the
 /// disk's cache (`sync_file_range`): durable only once a later commit of its file system
@@ -51,18 +55,32 @@ pub fn write_out(file: &File) -> io::Result<()> {
 /// `statfs`'s `f_type` of ext2, ext3 and ext4 (one driver, one magic number).
 const EXT4_SUPER_MAGIC: i64 = 0xEF53;
 
+/// How long an answer is reused.
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
 /// A file system: its device and its `statfs` id.
 type FileSystem = (u64, [i32; 2]);
 
+/// [`later_sync_covers_earlier_changes`] for the Maildir at `root`, whose `new/` (where
+/// messages are linked) must be on the file system of its root (where the uidlist is).
+pub fn covers_maildir(root: &Path) -> bool {
+    match (fs::metadata(root), fs::metadata(root.join("new"))) {
+        (Ok(root_meta), Ok(new_meta)) if root_meta.dev() == new_meta.dev() => {
+            later_sync_covers_earlier_changes(root)
+        }
+        _ => false,
+    }
+}
+
 /// Whether a sync on the file system holding `path` commits every change made before it
-/// on that file system (ext4 with its journal on the same device).
+/// on that file system (ext4 with its journal on the same device, flushing before each
+/// commit).
 ///
-/// Answered once per file system: keyed by its device and by its id from `statfs` (ext4's
-/// is its UUID), so a device that now holds another file system is asked again. (Removing
-/// the journal takes `tune2fs` on the unmounted file system; a server that kept running
-/// over that would keep the first answer.)
+/// Answered once a second at most per file system, keyed by its device and by its id from
+/// `statfs` (ext4's is its UUID): a remount with other options counts within a second, and a
+/// device that now holds another file system is asked again at once.
 pub fn later_sync_covers_earlier_changes(path: &Path) -> bool {
-    static ANSWERS: OnceLock<Mutex<HashMap<FileSystem, bool>>> = OnceLock::new();
+    static ANSWERS: OnceLock<Mutex<HashMap<FileSystem, (bool, Instant)>>> = OnceLock::new();
     let Some(id) = ext_family_id(path) else {
         return false;
     };
@@ -71,14 +89,16 @@ pub fn later_sync_covers_earlier_changes(path: &Path) -> bool {
     };
     let key = (meta.dev(), id);
     let answers = ANSWERS.get_or_init(Default::default);
-    if let Some(&answer) = answers.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return answer;
+    if let Some(&(answer, at)) = answers.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if at.elapsed() < ASK_AGAIN_AFTER {
+            return answer;
+        }
     }
-    let answer = has_internal_journal(meta.dev());
+    let answer = journal_flushes_in_order(meta.dev());
     answers
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(key, answer);
+        .insert(key, (answer, Instant::now()));
     answer
 }
 
@@ -98,8 +118,9 @@ fn ext_family_id(path: &Path) -> Option<[i32; 2]> {
 }
 
 /// jbd2 lists each journal it runs as `/proc/fs/jbd2/<device>-<journal inode>` when the
-/// journal lives inside the file system (an ext2 or a journal-less ext4 has no entry).
-fn has_internal_journal(device: u64) -> bool {
+/// journal lives inside the file system (an ext2 or a journal-less ext4 has no entry), and
+/// ext4 its mount options in `/proc/fs/ext4/<device>/options`, one per line.
+fn journal_flushes_in_order(device: u64) -> bool {
     let (major, minor) = (libc::major(device), libc::minor(device));
     let Ok(target) = fs::read_link(format!("/sys/dev/block/{major}:{minor}")) else {
         return false;
@@ -112,12 +133,19 @@ fn has_internal_journal(device: u64) -> bool {
     let Ok(journals) = fs::read_dir("/proc/fs/jbd2") else {
         return false;
     };
-    journals.flatten().any(|journal| {
+    let has_journal = journals.flatten().any(|journal| {
         journal.file_name().to_str().is_some_and(|n| {
             n.strip_prefix(&prefix)
                 .is_some_and(|inode| !inode.is_empty() && inode.bytes().all(|b| b.is_ascii_digit()))
         })
-    })
+    });
+    let Ok(options) = fs::read_to_string(format!("/proc/fs/ext4/{name}/options")) else {
+        return false;
+    };
+    has_journal
+        && !options
+            .lines()
+            .any(|o| matches!(o, "nobarrier" | "barrier=0" | "journal_async_commit"))
 }
 
 #[cfg(test)]

@@ -649,7 +649,7 @@ impl Delivery {
             file.set_modified(received)
                 .map_err(|e| StoreError::io("set the received time of", &self.tmp_path, e))?;
         }
-        let in_order = super::commit_order::later_sync_covers_earlier_changes(&self.root);
+        let in_order = super::commit_order::covers_maildir(&self.root);
         super::blocking(|| {
             if in_order {
                 super::commit_order::write_out(&file)

@@ -829,7 +829,7 @@ impl Maildir {
     ///
     /// Where a later sync commits every earlier change ([`commit_order`]), the uidlist's sync
     /// after the links does it all, and an fsync of `new/` would be one more journal commit
-    /// for nothing. Elsewhere `new/` is synced first, once for all the messages.
+    /// for nothing. Elsewhere `new/` and `cur/` are synced first, once for all the messages.
     ///
     /// [`Delivery::link_as`]: super::Delivery::link_as
     ///
@@ -840,9 +840,10 @@ impl Maildir {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let covered = commit_order::later_sync_covers_earlier_changes(self.path());
+        let covered = commit_order::covers_maildir(self.path());
         if !covered {
-            self.sync_folders(&[Folder::New])?;
+            // Both folders: another session may have moved a message on to cur/ meanwhile.
+            self.sync()?;
         }
         let numbered = self.assign_uids(entries);
         if numbered.is_err() && covered {
@@ -892,12 +893,15 @@ impl Maildir {
         let rewrite = !list.exists || list.needs_rewrite;
         if appended.is_empty() && !rewrite {
             // Another session or Dovecot numbered them first, and its line may not be on the
-            // disk yet (Dovecot with `mail_fsync = never` does not sync it). Synced here, after
-            // the links, it is also the sync that `number_added` counts on.
+            // disk yet (Dovecot with `mail_fsync = never` does not sync it, nor the folder
+            // after renaming a rewritten uidlist into place). Synced here, after the links, it
+            // is also the sync that `number_added` counts on. All of it, not only the data: a
+            // rename changes only the inode's ctime, which fdatasync does not wait for.
             let path = self.uidlist_path();
             File::open(&path)
-                .and_then(|file| super::blocking(|| file.sync_data()))
+                .and_then(|file| super::blocking(|| file.sync_all()))
                 .map_err(|e| StoreError::io("sync", &path, e))?;
+            lock::sync_parent(&path)?;
             return Ok(uids);
         }
         list.records.extend(appended.iter().cloned());
