@@ -66,7 +66,7 @@ type FileSystem = (u64, [i32; 2]);
 pub fn covers_maildir(root: &Path) -> bool {
     match (fs::metadata(root), fs::metadata(root.join("new"))) {
         (Ok(root_meta), Ok(new_meta)) if root_meta.dev() == new_meta.dev() => {
-            later_sync_covers_earlier_changes(root)
+            covers(root, root_meta.dev())
         }
         _ => false,
     }
@@ -80,21 +80,23 @@ pub fn covers_maildir(root: &Path) -> bool {
 /// `statfs` (ext4's is its UUID): a remount with other options counts within a second, and a
 /// device that now holds another file system is asked again at once.
 pub fn later_sync_covers_earlier_changes(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|meta| covers(path, meta.dev()))
+}
+
+/// [`later_sync_covers_earlier_changes`] for `path` on `device`.
+fn covers(path: &Path, device: u64) -> bool {
     static ANSWERS: OnceLock<Mutex<HashMap<FileSystem, (bool, Instant)>>> = OnceLock::new();
     let Some(id) = ext_family_id(path) else {
         return false;
     };
-    let Ok(meta) = fs::metadata(path) else {
-        return false;
-    };
-    let key = (meta.dev(), id);
+    let key = (device, id);
     let answers = ANSWERS.get_or_init(Default::default);
     if let Some(&(answer, at)) = answers.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         if at.elapsed() < ASK_AGAIN_AFTER {
             return answer;
         }
     }
-    let answer = journal_flushes_in_order(meta.dev());
+    let answer = journal_flushes_in_order(device);
     answers
         .lock()
         .unwrap_or_else(|e| e.into_inner())
