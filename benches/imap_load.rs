@@ -15,6 +15,11 @@
 //!   `* N EXISTS`, ends IDLE, fetches the new message and IDLEs again. Latency is from the
 //!   delivery's rename to the EXISTS.
 //!
+//! Besides p50/p99 per session and per command, the sessions profile takes the slowest 1% of
+//! sessions apart: the mean time each spent per command (the 100 `UID FETCH`es summed) next to
+//! the middle sessions', and whether they stalled together (few groups overlapping in time: a
+//! stall of the machine or the disk) or each alone.
+//!
 //! Server CPU is user + system time from /proc: serve-imap's process, or every process of
 //! Dovecot's group including the exited per-session `imap` processes.
 //!
@@ -101,35 +106,137 @@ fn options() -> Options {
     options
 }
 
-/// Latencies in microseconds, per command, and per whole session under `session`.
+/// Latencies in microseconds, per command, and per whole session under `session`; and per
+/// finished session, where its time went, so that the slowest sessions can be taken apart.
 #[derive(Default)]
-struct Latencies(BTreeMap<&'static str, Vec<u32>>);
+struct Latencies {
+    per_command: BTreeMap<&'static str, Vec<u32>>,
+    sessions: Vec<SessionRecord>,
+    /// The session in progress: microseconds per command, summed (100 `UID FETCH`es are one
+    /// entry).
+    open: Vec<(&'static str, u32)>,
+}
+
+/// One finished session: when it started, how long it took, and its time per command.
+struct SessionRecord {
+    started: Instant,
+    total: u32,
+    commands: Vec<(&'static str, u32)>,
+}
+
+fn micros(since: Instant) -> u32 {
+    since.elapsed().as_micros().min(u128::from(u32::MAX)) as u32
+}
 
 impl Latencies {
     fn add(&mut self, name: &'static str, since: Instant) {
-        let micros = since.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-        self.0.entry(name).or_default().push(micros);
+        let micros = micros(since);
+        self.per_command.entry(name).or_default().push(micros);
+        match self.open.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, sum)) => *sum = sum.saturating_add(micros),
+            None => self.open.push((name, micros)),
+        }
+    }
+
+    /// Ends the session that began at `started`.
+    fn close_session(&mut self, started: Instant) {
+        let total = micros(started);
+        self.per_command.entry("session").or_default().push(total);
+        self.sessions.push(SessionRecord {
+            started,
+            total,
+            commands: std::mem::take(&mut self.open),
+        });
+    }
+
+    /// Forgets the commands of a session that failed.
+    fn abandon_session(&mut self) {
+        self.open.clear();
     }
 
     fn merge(&mut self, other: Latencies) {
-        for (name, values) in other.0 {
-            self.0.entry(name).or_default().extend(values);
+        for (name, values) in other.per_command {
+            self.per_command.entry(name).or_default().extend(values);
         }
+        self.sessions.extend(other.sessions);
     }
 
     fn sort(&mut self) {
-        for values in self.0.values_mut() {
+        for values in self.per_command.values_mut() {
             values.sort_unstable();
         }
+        self.sessions.sort_unstable_by_key(|s| s.total);
     }
 
     /// Milliseconds at quantile `p` of `name` (sorted first).
     fn ms(&self, name: &str, p: f64) -> f64 {
-        self.0
+        self.per_command
             .get(name)
             .and_then(|v| support::percentile(v, p))
             .map_or(0.0, |us| f64::from(us) / 1000.0)
     }
+
+    /// The sessions from quantile `from` to quantile `to` of the session times (sorted first).
+    fn sessions_between(&self, from: f64, to: f64) -> &[SessionRecord] {
+        let n = self.sessions.len() as f64;
+        let (a, b) = (
+            (n * from) as usize,
+            ((n * to).ceil() as usize).min(self.sessions.len()),
+        );
+        &self.sessions[a..b.max(a)]
+    }
+}
+
+/// Mean milliseconds per session that `sessions` spent in `name` (`"session"`: in all; `""`:
+/// in none of the commands, i.e. in the load generator between them).
+fn mean_ms(sessions: &[SessionRecord], name: &str) -> f64 {
+    if sessions.is_empty() {
+        return 0.0;
+    }
+    let sum: u64 = sessions
+        .iter()
+        .map(|s| {
+            let commands = s.commands.iter().map(|(_, us)| u64::from(*us));
+            match name {
+                "session" => u64::from(s.total),
+                "" => u64::from(s.total).saturating_sub(commands.sum()),
+                _ => s
+                    .commands
+                    .iter()
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, us)| u64::from(*us))
+                    .sum(),
+            }
+        })
+        .sum();
+    sum as f64 / 1000.0 / sessions.len() as f64
+}
+
+/// How many groups `sessions` form when those that overlap in time are put together: about
+/// one per session when each stalled alone, few when a stall held many at once.
+fn overlapping_groups(sessions: &[SessionRecord]) -> usize {
+    let mut spans: Vec<(Instant, Instant)> = sessions
+        .iter()
+        .map(|s| {
+            (
+                s.started,
+                s.started + Duration::from_micros(u64::from(s.total)),
+            )
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut groups = 0;
+    let mut reach: Option<Instant> = None;
+    for (start, end) in spans {
+        match reach {
+            Some(r) if start <= r => reach = Some(r.max(end)),
+            _ => {
+                groups += 1;
+                reach = Some(end);
+            }
+        }
+    }
+    groups
 }
 
 fn timed<T>(
@@ -238,7 +345,7 @@ fn session(
     }
     let received = client.received;
     timed(latencies, "LOGOUT", || client.logout())?;
-    latencies.add("session", started);
+    latencies.close_session(started);
     Ok(received)
 }
 
@@ -298,6 +405,7 @@ fn sessions_round(
                             bytes += received;
                         }
                         Err(error) => {
+                            latencies.abandon_session();
                             if errors.fetch_add(1, Ordering::Relaxed) < 3 {
                                 eprintln!("session of user{user} failed: {error}");
                             }
@@ -369,7 +477,11 @@ fn idle_round(
                         if delivered != 0 {
                             let now = epoch.elapsed().as_micros() as u64;
                             let micros = now.saturating_sub(delivered).min(u64::from(u32::MAX));
-                            latencies.0.entry("wake").or_default().push(micros as u32);
+                            latencies
+                                .per_command
+                                .entry("wake")
+                                .or_default()
+                                .push(micros as u32);
                         }
                         exists = n;
                         let started = Instant::now();
@@ -588,7 +700,7 @@ fn main() {
             "| command | serve-imap p50 | serve-imap p99 | Dovecot p50 | Dovecot p99 | p99 ratio |"
         );
         println!("|---|---:|---:|---:|---:|---:|");
-        for name in o.latencies.0.keys().filter(|n| **n != "session") {
+        for name in o.latencies.per_command.keys().filter(|n| **n != "session") {
             println!(
                 "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
                 o.latencies.ms(name, 0.5),
@@ -596,6 +708,46 @@ fn main() {
                 d.latencies.ms(name, 0.5),
                 d.latencies.ms(name, 0.99),
                 ratio(o.latencies.ms(name, 0.99), d.latencies.ms(name, 0.99)),
+            );
+        }
+        println!();
+        println!("Where the time went: mean ms per session in each command (the 100 `UID FETCH`es summed), for the middle sessions (p40 to p60) and the slowest 1%; \"between commands\" is the load generator's own time.");
+        println!();
+        println!("| in | serve-imap p40-p60 | serve-imap slowest 1% | Dovecot p40-p60 | Dovecot slowest 1% |");
+        println!("|---|---:|---:|---:|---:|");
+        let parts = [o, d].map(|m| {
+            (
+                m.latencies.sessions_between(0.4, 0.6),
+                m.latencies.sessions_between(0.99, 1.0),
+            )
+        });
+        let mut names: Vec<&str> = o
+            .latencies
+            .sessions
+            .first()
+            .map(|s| s.commands.iter().map(|(n, _)| *n).collect())
+            .unwrap_or_default();
+        names.extend(["", "session"]);
+        for name in names {
+            let label = match name {
+                "" => "between commands",
+                "session" => "**whole session**",
+                name => name,
+            };
+            println!(
+                "| {label} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                mean_ms(parts[0].0, name),
+                mean_ms(parts[0].1, name),
+                mean_ms(parts[1].0, name),
+                mean_ms(parts[1].1, name),
+            );
+        }
+        for (index, (name, _, _)) in servers.iter().enumerate() {
+            let slowest = parts[index].1;
+            println!(
+                "\n{name}: the slowest 1% ({} sessions) ran in {} groups of sessions that overlapped in time",
+                slowest.len(),
+                overlapping_groups(slowest)
             );
         }
     }
