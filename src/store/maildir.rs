@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::lock::{self, LockGuard};
+use super::no_atime;
 use super::{Result, StoreError};
 
 /// The two folders that hold messages.
@@ -162,13 +163,6 @@ pub struct Maildir {
     root: PathBuf,
 }
 
-fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
 /// Refuse a folder that is a symbolic link (or not a directory): following it would serve or
 /// write files outside the store.
 fn check_real_dir(dir: &Path) -> Result<()> {
@@ -268,19 +262,20 @@ impl Maildir {
         let mut entries = Vec::new();
         for folder in [Folder::New, Folder::Cur] {
             let dir = self.root.join(folder.dir_name());
-            check_real_dir(&dir)?;
-            let read = fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
+            let read = no_atime::list(&dir).map_err(|e| match e.raw_os_error() {
+                // Opened with O_NOFOLLOW | O_DIRECTORY: a symbolic link, or not a folder.
+                Some(libc::ELOOP | libc::ENOTDIR) => {
+                    StoreError::UnsafeMailbox { path: dir.clone() }
+                }
+                _ => StoreError::io("list", &dir, e),
+            })?;
             for item in read {
-                let item = item.map_err(|e| StoreError::io("list", &dir, e))?;
-                let Ok(name) = item.file_name().into_string() else {
+                let (name, kind) = item.map_err(|e| StoreError::io("list", &dir, e))?;
+                let Ok(name) = String::from_utf8(name) else {
                     continue;
                 };
-                if name.starts_with('.') {
+                if name.starts_with('.') || kind != no_atime::Kind::File {
                     continue;
-                }
-                match item.file_type() {
-                    Ok(kind) if kind.is_file() => {}
-                    _ => continue,
                 }
                 entries.push(MessageEntry::from_name(folder, name));
             }
@@ -313,9 +308,9 @@ impl Maildir {
     pub fn relocate(&self, entry: &MessageEntry) -> Result<Option<MessageEntry>> {
         for folder in [Folder::Cur, Folder::New] {
             let dir = self.root.join(folder.dir_name());
-            let read = fs::read_dir(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
-            for item in read.flatten() {
-                if let Ok(name) = item.file_name().into_string() {
+            let read = no_atime::list(&dir).map_err(|e| StoreError::io("list", &dir, e))?;
+            for (name, _) in read.flatten() {
+                if let Ok(name) = String::from_utf8(name) {
                     let candidate = MessageEntry::from_name(folder, name);
                     if candidate.base() == entry.base() {
                         return Ok(Some(candidate));
@@ -351,7 +346,7 @@ impl Maildir {
     /// now when another process renamed it.
     pub fn open_message(&self, entry: &MessageEntry) -> Result<(File, Option<MessageEntry>)> {
         self.with_current(entry, "open message", |e| {
-            open_nofollow(&self.entry_path(e))
+            no_atime::open_file(&self.entry_path(e))
         })
     }
 

@@ -24,6 +24,7 @@ pub mod keywords;
 mod local_changes;
 pub mod lock;
 pub mod maildir;
+mod no_atime;
 pub mod passwd;
 mod snapshot_cache;
 pub mod uidlist;

@@ -589,7 +589,7 @@ impl Maildir {
     /// The uidlist's octets; `None` when there is none.
     fn read_uidlist_bytes(&self) -> Result<Option<Vec<u8>>> {
         let path = self.uidlist_path();
-        match fs::read(&path) {
+        match super::no_atime::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::io("read", path, e)),
