@@ -33,10 +33,9 @@ impl Maildir {
             Err(e) => return Err(StoreError::io("deliver into", &target, e)),
         }
         self.note_change();
-        let synced = File::open(&new_dir).and_then(|d| super::blocking(|| d.sync_all()));
-        if let Err(e) = synced {
+        if let Err(e) = super::sync_dir(&new_dir) {
             let _ = fs::remove_file(&target);
-            return Err(StoreError::io("sync", &new_dir, e));
+            return Err(e);
         }
         Ok(new_entry(name))
     }

@@ -351,10 +351,7 @@ impl Drop for TempLockFile {
 
 /// Sync the directory holding `path`, so that a rename into it survives a crash.
 pub(crate) fn sync_parent(path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| super::blocking(|| d.sync_all()))
-        .map_err(|e| StoreError::io("sync", dir, e))
+    super::sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Remove a stale lock, unless it changed since we looked (then someone else took it anew).

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::lock::{self, LockGuard};
 use super::no_atime;
-use super::{Result, StoreError};
+use super::{sync_dir, Result, StoreError};
 
 /// The two folders that hold messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -445,10 +445,7 @@ impl Maildir {
             if !folders.contains(&folder) {
                 continue;
             }
-            let dir = self.root.join(folder.dir_name());
-            File::open(&dir)
-                .and_then(|d| super::blocking(|| d.sync_all()))
-                .map_err(|e| StoreError::io("sync", dir, e))?;
+            sync_dir(&self.root.join(folder.dir_name()))?;
         }
         Ok(())
     }
@@ -694,12 +691,6 @@ fn normalize_flags(flags: &str) -> String {
     letters.sort_unstable();
     letters.dedup();
     letters.into_iter().collect()
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| super::blocking(|| d.sync_all()))
-        .map_err(|e| StoreError::io("sync", dir, e))
 }
 
 /// A name no other delivery uses: time, pid and a per-process counter, plus the host.

@@ -434,6 +434,13 @@ pub(crate) fn time_is_settled(seconds: i64, now: i64) -> bool {
     seconds < now - 1
 }
 
+/// Sync directory `dir`, so that the names created, renamed or removed in it survive a crash.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| blocking(|| d.sync_all()))
+        .map_err(|e| StoreError::io("sync", dir, e))
+}
+
 /// Run `f`, which waits for the disk (an fsync), through the registered hook if any.
 pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     let Some(hook) = BLOCKING_HOOK.get() else {
