@@ -991,6 +991,72 @@ fn only_an_ext4_with_its_journal_and_cache_flushes_is_trusted_to_commit_in_order
     }
 }
 
+/// The folders a `mailtool mbox deliver` into `store` syncs, in order, as strace sees them:
+/// the last path component of each fsync'ed or fdatasync'ed directory.
+fn folders_synced_by_a_delivery(store: &Path) -> Vec<String> {
+    let trace = store.with_extension("strace");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(assert_cmd::cargo::cargo_bin("mailtool"))
+        .args(["mbox", "deliver", "--store"])
+        .arg(store)
+        .arg("asterix")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&mail("traced", 300))
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            // 1234  fsync(3</…/asterix/new>) = 0
+            let path = line.split_once('<')?.1.split_once('>')?.0;
+            fs::metadata(path)
+                .ok()
+                .filter(fs::Metadata::is_dir)
+                .map(|_| path.rsplit('/').next().unwrap_or(path).to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_delivery_syncs_cur_too_where_the_file_system_does_not_commit_in_order() {
+    // Another session may move a just-delivered message on from new/ to cur/ before the sync
+    // of new/, which then makes durable its removal from new/, not its name in cur/. Only
+    // where a later commit covers every earlier change does the sync of new/ alone suffice.
+    if !support::have("strace") {
+        assert!(std::env::var_os("CI").is_none(), "CI installs strace");
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let scratch = TempStore::empty();
+    for journal in [false, true] {
+        let image = scratch.scratch().join(format!("ext4-{journal}.img"));
+        let root = scratch.scratch().join(format!("ext4-{journal}"));
+        let Some(_mount) = Mount::ext4(&image, &root, journal) else {
+            return;
+        };
+        let store = root.join("store");
+        demo_at(&store);
+        let synced = folders_synced_by_a_delivery(&store);
+        let expected: &[&str] = if journal { &["new"] } else { &["new", "cur"] };
+        assert_eq!(synced, expected, "ext4 with journal: {journal}");
+    }
+}
+
 fn chmod_tree(path: &Path, dir_mode: u32, file_mode: u32) {
     let is_dir = fs::symlink_metadata(path).unwrap().is_dir();
     if is_dir {

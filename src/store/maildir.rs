@@ -617,11 +617,19 @@ impl Delivery {
     /// # Errors
     /// As for [`Delivery::commit`].
     pub fn commit_as(self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
-        let dir = self.root.join(Folder::New.dir_name());
-        let entry = self.link_as(flags, received)?;
-        // Where the file system commits in order, this one commit also makes the bytes
-        // durable (see `link_as`).
-        sync_dir(&dir)?;
+        let root = self.root.clone();
+        let (entry, in_order) = self.link(flags, received)?;
+        if in_order {
+            // Where the file system commits in order, this one commit also makes the bytes
+            // durable (see `link_as`), and any move of the message on to `cur/` that another
+            // session made meanwhile.
+            sync_dir(&root.join(Folder::New.dir_name()))?;
+        } else {
+            // Both folders, `new/` first: another session may have moved the message on to
+            // `cur/` before the sync of `new/`, which would then make its removal from `new/`
+            // durable and not its name in `cur/`.
+            Maildir { root }.sync()?;
+        }
         Ok(entry)
     }
 
@@ -635,7 +643,13 @@ impl Delivery {
     ///
     /// # Errors
     /// As for [`Delivery::commit`].
-    pub fn link_as(mut self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
+    pub fn link_as(self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
+        self.link(flags, received).map(|(entry, _)| entry)
+    }
+
+    /// [`Delivery::link_as`], also saying whether the file system commits in order
+    /// ([`commit_order::covers_maildir`](super::commit_order::covers_maildir)).
+    fn link(mut self, flags: &str, received: Option<SystemTime>) -> Result<(MessageEntry, bool)> {
         let file = self.file.take().expect("delivery committed twice");
         if let Some(received) = received {
             file.set_modified(received)
@@ -663,7 +677,7 @@ impl Delivery {
         let _ = fs::remove_file(&self.tmp_path);
         linked.map_err(|e| StoreError::io("deliver into", &final_path, e))?;
         super::local_changes::note(&self.root);
-        Ok(entry)
+        Ok((entry, in_order))
     }
 }
 
