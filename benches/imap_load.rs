@@ -17,8 +17,9 @@
 //!
 //! Besides p50/p99 per session and per command, the sessions profile takes the slowest 1% of
 //! sessions apart: the mean time each spent per command (the 100 `UID FETCH`es summed) next to
-//! the middle sessions', and whether they stalled together (few groups overlapping in time: a
-//! stall of the machine or the disk) or each alone.
+//! the middle sessions', whether they stalled together (few groups overlapping in time: a
+//! stall of the machine or the disk) or each alone, and how many began in the first tenth of
+//! a round, just after the other server's (whose writes may still be going to the disk).
 //!
 //! Server CPU is user + system time from /proc: serve-imap's process, or every process of
 //! Dovecot's group including the exited per-session `imap` processes.
@@ -115,11 +116,15 @@ struct Latencies {
     /// The session in progress: microseconds per command, summed (100 `UID FETCH`es are one
     /// entry).
     open: Vec<(&'static str, u32)>,
+    /// When the current round began, and how long it lasts.
+    round: Option<(Instant, Duration)>,
 }
 
 /// One finished session: when it started, how long it took, and its time per command.
 struct SessionRecord {
     started: Instant,
+    /// How far into its round (0 to 1) the session began.
+    into_round: f32,
     total: u32,
     commands: Vec<(&'static str, u32)>,
 }
@@ -142,8 +147,12 @@ impl Latencies {
     fn close_session(&mut self, started: Instant) {
         let total = micros(started);
         self.per_command.entry("session").or_default().push(total);
+        let into_round = self.round.map_or(0.0, |(round, length)| {
+            (started.saturating_duration_since(round).as_secs_f64() / length.as_secs_f64()) as f32
+        });
         self.sessions.push(SessionRecord {
             started,
+            into_round,
             total,
             commands: std::mem::take(&mut self.open),
         });
@@ -395,7 +404,10 @@ fn sessions_round(
             let password = users[user].1.clone();
             let (stop, errors, appended) = (stop.clone(), errors.clone(), appended.clone());
             thread::spawn(move || {
-                let mut latencies = Latencies::default();
+                let mut latencies = Latencies {
+                    round: Some((started, duration)),
+                    ..Latencies::default()
+                };
                 let (mut sessions, mut bytes) = (0, 0);
                 let mut count = appended[user].lock().unwrap();
                 while !stop.load(Ordering::Relaxed) {
@@ -744,10 +756,12 @@ fn main() {
         }
         for (index, (name, _, _)) in servers.iter().enumerate() {
             let slowest = parts[index].1;
+            let early = slowest.iter().filter(|s| s.into_round < 0.1).count();
             println!(
-                "\n{name}: the slowest 1% ({} sessions) ran in {} groups of sessions that overlapped in time",
+                "\n{name}: the slowest 1% ({} sessions) ran in {} groups of sessions that overlapped in time; {} of them began in the first tenth of a round",
                 slowest.len(),
-                overlapping_groups(slowest)
+                overlapping_groups(slowest),
+                early
             );
         }
     }
