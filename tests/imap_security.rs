@@ -468,30 +468,21 @@ fn starttls_with_openssl_s_client() {
             key.to_str().unwrap(),
         ],
     );
-    let mut child = std::process::Command::new("openssl")
-        .args([
-            "s_client",
-            "-quiet",
-            "-verify_return_error",
-            "-starttls",
-            "imap",
-        ])
-        .arg("-connect")
-        .arg(server.addr().to_string())
-        .arg("-CAfile")
-        .arg(&cert)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a CAPABILITY\r\nb LOGIN asterix potion\r\nc LOGOUT\r\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = support::output_with_stdin(
+        std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-quiet",
+                "-verify_return_error",
+                "-starttls",
+                "imap",
+            ])
+            .arg("-connect")
+            .arg(server.addr().to_string())
+            .arg("-CAfile")
+            .arg(&cert),
+        b"a CAPABILITY\r\nb LOGIN asterix potion\r\nc LOGOUT\r\n",
+    );
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.contains("AUTH=PLAIN") && !text.contains("LOGINDISABLED"),

@@ -110,20 +110,11 @@ fn stls_with_openssl_s_client_verifies_and_serves() {
         if trust {
             command.arg("-CAfile").arg(&setup.cert);
         }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         // -quiet implies -ign_eof: s_client keeps reading until the server closes.
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"CAPA\r\nUSER asterix\r\nPASS potion\r\nSTAT\r\nSTLS\r\nQUIT\r\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
+        support::output_with_stdin(
+            &mut command,
+            b"CAPA\r\nUSER asterix\r\nPASS potion\r\nSTAT\r\nSTLS\r\nQUIT\r\n",
+        )
     };
     let output = s_client(true);
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -130,25 +130,22 @@ fn msmtp_delivers() {
     let store = TempStore::demo();
     let before = delivered(&store.path().join("obelix")).len();
     let server = serve(&store, &[]);
-    let mut child = Command::new("msmtp")
-        .args(["--host=127.0.0.1", &format!("--port={}", server.port())])
-        .args([
-            "--from=msmtp@example.org",
-            "--auth=off",
-            "--tls=off",
-            "obelix@localhost",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(send_mail(server.port(), "obelix@localhost", "from msmtp").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let output = support::output_with_stdin(
+        Command::new("msmtp")
+            .args(["--host=127.0.0.1", &format!("--port={}", server.port())])
+            .args([
+                "--from=msmtp@example.org",
+                "--auth=off",
+                "--tls=off",
+                "obelix@localhost",
+            ]),
+        send_mail(server.port(), "obelix@localhost", "from msmtp").as_bytes(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let mail = delivered(&store.path().join("obelix"));
     assert_eq!(mail.len(), before + 1);
     assert!(String::from_utf8_lossy(mail.last().unwrap()).contains("Subject: from msmtp"));

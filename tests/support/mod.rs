@@ -176,6 +176,23 @@ pub fn as_nobody(command: &mut std::process::Command) {
     }
 }
 
+/// Run `command` with `input` on its stdin (then closed) and its stdout and stderr captured.
+pub fn output_with_stdin(
+    command: &mut std::process::Command,
+    input: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", command.get_program()));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A reference for what IMAP and POP3 put on the wire: every LF not already preceded by CR
 /// becomes CRLF. Written independently of the store code, which the tests check against it;
 /// its length is what Dovecot's `,W=` field means.
