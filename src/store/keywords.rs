@@ -107,7 +107,7 @@ impl Maildir {
     /// The file cannot be read.
     pub fn keywords(&self) -> Result<Keywords> {
         let path = self.keywords_path();
-        match fs::read(&path) {
+        match super::no_atime::read(&path) {
             Ok(bytes) => Ok(Keywords::parse(&String::from_utf8_lossy(&bytes))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Keywords::default()),
             Err(e) => Err(StoreError::io("read", path, e)),

@@ -13,10 +13,9 @@
 //! `O_NOATIME` is allowed to the files' owner and to processes with `CAP_FOWNER`; anyone else
 //! gets `EPERM`, and from then on this process opens without it.
 
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::{FromRawFd, IntoRawFd};
 use std::path::Path;
@@ -57,7 +56,7 @@ pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// What a directory entry is, as far as its `d_type` tells (a file system that does not fill
-/// it in gets an `lstat`).
+/// it in gets an `fstatat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
     File,
@@ -77,18 +76,14 @@ pub(crate) fn list(path: &Path) -> io::Result<Entries> {
         drop(unsafe { File::from_raw_fd(fd) });
         return Err(error);
     }
-    Ok(Entries {
-        dir,
-        path: CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-    })
+    Ok(Entries { dir, done: false })
 }
 
-/// An open directory, read an entry at a time ([`list`]).
+/// An open directory, read an entry at a time ([`list`]). It ends at the first error, as
+/// `std::fs::ReadDir` does: asking again would likely fail again, forever.
 pub(crate) struct Entries {
     dir: *mut libc::DIR,
-    /// For the `lstat` of an entry whose type the file system did not say.
-    path: CString,
+    done: bool,
 }
 
 // SAFETY: the DIR stream is used only through `&mut self`, never shared.
@@ -99,23 +94,27 @@ impl Iterator for Entries {
     type Item = io::Result<(Vec<u8>, Kind)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
+        while !self.done {
             // SAFETY: errno is thread-local; readdir reports errors only through it.
             unsafe { *libc::__errno_location() = 0 };
             // SAFETY: `self.dir` is an open DIR stream.
             let entry = unsafe { libc::readdir(self.dir) };
             if entry.is_null() {
+                self.done = true;
                 let error = io::Error::last_os_error();
                 return (error.raw_os_error() != Some(0)).then_some(Err(error));
             }
-            // SAFETY: readdir returned an entry, valid until the next call on this stream.
+            // SAFETY: readdir returned an entry, valid until the next call on this stream. The
+            // name is reached by a raw pointer, never a reference to the whole `d_name` array,
+            // which may run past the end of a short entry.
             let (name, d_type) = unsafe {
                 (
-                    CStr::from_ptr((*entry).d_name.as_ptr()).to_bytes(),
+                    CStr::from_ptr((&raw const (*entry).d_name).cast::<libc::c_char>()),
                     (*entry).d_type,
                 )
             };
-            if name == b"." || name == b".." {
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." {
                 continue;
             }
             let kind = match d_type {
@@ -123,17 +122,34 @@ impl Iterator for Entries {
                 libc::DT_UNKNOWN => self.kind_of(name),
                 _ => Kind::Other,
             };
-            return Some(Ok((name.to_vec(), kind)));
+            return Some(Ok((bytes.to_vec(), kind)));
         }
+        None
     }
 }
 
+impl std::iter::FusedIterator for Entries {}
+
 impl Entries {
-    fn kind_of(&self, name: &[u8]) -> Kind {
-        let path = Path::new(OsStr::from_bytes(self.path.as_bytes())).join(OsStr::from_bytes(name));
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_file() => Kind::File,
-            _ => Kind::Other,
+    /// The kind of entry `name`, by `fstatat` without following a link, for a file system
+    /// that leaves `d_type` unknown.
+    fn kind_of(&self, name: &CStr) -> Kind {
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `self.dir` is open, so dirfd is valid; `name` is NUL-terminated; `stat` is
+        // written by fstatat before it is read, and only read on success.
+        let found = unsafe {
+            libc::fstatat(
+                libc::dirfd(self.dir),
+                name.as_ptr(),
+                stat.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) == 0
+        };
+        // SAFETY: fstatat succeeded, so `stat` is initialised.
+        if found && unsafe { stat.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFREG {
+            Kind::File
+        } else {
+            Kind::Other
         }
     }
 }
