@@ -965,15 +965,9 @@ fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
 
 #[test]
 fn only_an_ext4_with_its_journal_and_cache_flushes_is_trusted_to_commit_in_order() {
-    let scratch = TempStore::empty();
-    for journal in [false, true] {
-        let image = scratch.scratch().join(format!("ext4-{journal}.img"));
-        let root = scratch.scratch().join(format!("ext4-{journal}"));
-        let Some(_mount) = Mount::ext4(&image, &root, journal) else {
-            return;
-        };
+    on_ext4_without_and_with_a_journal(|root, journal| {
         assert_eq!(
-            mailtool::store::commit_order::later_sync_covers_earlier_changes(&root),
+            mailtool::store::commit_order::later_sync_covers_earlier_changes(root),
             journal,
             "ext4 with journal: {journal}"
         );
@@ -981,67 +975,19 @@ fn only_an_ext4_with_its_journal_and_cache_flushes_is_trusted_to_commit_in_order
             // Without the cache flushes that order a commit after the data, it is not.
             let remounted = Command::new("mount")
                 .args(["-o", "remount,nobarrier"])
-                .arg(&root)
+                .arg(root)
                 .status()
                 .unwrap();
             assert!(remounted.success());
             thread::sleep(Duration::from_millis(1100));
-            assert!(!mailtool::store::commit_order::later_sync_covers_earlier_changes(&root));
+            assert!(!mailtool::store::commit_order::later_sync_covers_earlier_changes(root));
         }
-    }
+    });
 }
 
-/// The folders a `mailtool mbox deliver` into `store` syncs, in order, as strace sees them:
-/// the last path component of each fsync'ed or fdatasync'ed directory.
-fn folders_synced_by_a_delivery(store: &Path) -> Vec<String> {
-    let trace = store.with_extension("strace");
-    let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
-        .arg(&trace)
-        .arg(assert_cmd::cargo::cargo_bin("mailtool"))
-        .args(["mbox", "deliver", "--store"])
-        .arg(store)
-        .arg("asterix")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&mail("traced", 300))
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .filter_map(|line| {
-            // 1234  fsync(3</…/asterix/new>) = 0
-            let path = line.split_once('<')?.1.split_once('>')?.0;
-            fs::metadata(path)
-                .ok()
-                .filter(fs::Metadata::is_dir)
-                .map(|_| path.rsplit('/').next().unwrap_or(path).to_owned())
-        })
-        .collect()
-}
-
-#[test]
-fn a_delivery_syncs_cur_too_where_the_file_system_does_not_commit_in_order() {
-    // Another session may move a just-delivered message on from new/ to cur/ before the sync
-    // of new/, which then makes durable its removal from new/, not its name in cur/. Only
-    // where a later commit covers every earlier change does the sync of new/ alone suffice.
-    if !support::have("strace") {
-        assert!(std::env::var_os("CI").is_none(), "CI installs strace");
-        eprintln!("skipped: strace is not installed");
-        return;
-    }
+/// Run `check` on a fresh loop-mounted ext4 without a journal, then on one with, given its
+/// mount point and whether it has one; nothing where this test may not mount.
+fn on_ext4_without_and_with_a_journal(mut check: impl FnMut(&Path, bool)) {
     let scratch = TempStore::empty();
     for journal in [false, true] {
         let image = scratch.scratch().join(format!("ext4-{journal}.img"));
@@ -1049,12 +995,125 @@ fn a_delivery_syncs_cur_too_where_the_file_system_does_not_commit_in_order() {
         let Some(_mount) = Mount::ext4(&image, &root, journal) else {
             return;
         };
+        check(&root, journal);
+    }
+}
+
+/// The Maildir folders (`user/folder`) fsynced or fdatasynced in `trace`, the output of
+/// `strace -y`, in order.
+fn folders_synced(trace: &Path) -> Vec<String> {
+    fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            // 1234  fsync(3</…/store/asterix/new>) = 0
+            let path = Path::new(line.split_once('<')?.1.split_once('>')?.0);
+            if !fs::metadata(path).ok()?.is_dir() {
+                return None;
+            }
+            let folder = path.file_name()?.to_str()?;
+            let user = path.parent()?.file_name()?.to_str()?;
+            Some(format!("{user}/{folder}"))
+        })
+        .collect()
+}
+
+/// `strace -f -y` of the fsyncs and fdatasyncs of `mailtool --store STORE`, into `trace`.
+fn traced_mailtool(store: &Path, trace: &Path) -> Command {
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(trace)
+        .arg(assert_cmd::cargo::cargo_bin("mailtool"))
+        .arg("--store")
+        .arg(store);
+    command
+}
+
+/// The folders a `mailtool mbox deliver` of one message to asterix syncs.
+fn folders_synced_by_a_delivery(store: &Path) -> Vec<String> {
+    let trace = store.with_extension("deliver.strace");
+    let output = support::output_with_stdin(
+        traced_mailtool(store, &trace).args(["mbox", "deliver", "asterix"]),
+        &mail("traced", 300),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    folders_synced(&trace)
+}
+
+/// The folders serve-smtp syncs for one message to asterix and obelix (the second a link of
+/// the first's file: `Maildir::deliver_copy`).
+fn folders_synced_by_an_smtp_delivery_to_two(store: &Path) -> Vec<String> {
+    let trace = store.with_extension("smtp.strace");
+    let server = PopServer::spawn_as(
+        traced_mailtool(store, &trace),
+        &["serve-smtp", "--port", "0"],
+        &[],
+    );
+    support::python(
+        "import smtplib, sys\n\
+         s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))\n\
+         refused = s.sendmail('t@example.org', ['asterix@localhost', 'obelix@localhost'],\n\
+             'Subject: two\\r\\n\\r\\nfor both\\r\\n')\n\
+         assert not refused, refused\n\
+         s.quit()\n",
+        [server.port().to_string()],
+    );
+    // The server runs under strace, which killed first would leave it running (and holding
+    // the harness's pipes): kill the server, wait until strace has seen it end.
+    let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", server.pid()))
+        .expect("strace's children");
+    for pid in children.split_whitespace() {
+        assert!(Command::new("kill")
+            .args(["-KILL", pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    drop(server);
+    folders_synced(&trace)
+}
+
+#[test]
+fn a_delivery_syncs_cur_too_where_the_file_system_does_not_commit_in_order() {
+    // Another session may move a just-delivered message on from new/ to cur/ before the sync
+    // of new/, which then makes durable its removal from new/, not its name in cur/. Only
+    // where a later commit covers every earlier change does the sync of new/ alone suffice.
+    if !support::have("strace") || !support::have("python3") {
+        return;
+    }
+    on_ext4_without_and_with_a_journal(|root, journal| {
         let store = root.join("store");
         demo_at(&store);
-        let synced = folders_synced_by_a_delivery(&store);
-        let expected: &[&str] = if journal { &["new"] } else { &["new", "cur"] };
-        assert_eq!(synced, expected, "ext4 with journal: {journal}");
-    }
+        let expected: &[&str] = if journal {
+            &["asterix/new"]
+        } else {
+            &["asterix/new", "asterix/cur"]
+        };
+        assert_eq!(
+            folders_synced_by_a_delivery(&store),
+            expected,
+            "mbox deliver, ext4 with journal: {journal}"
+        );
+        let expected: &[&str] = if journal {
+            &["asterix/new", "obelix/new"]
+        } else {
+            &["asterix/new", "asterix/cur", "obelix/new", "obelix/cur"]
+        };
+        assert_eq!(
+            folders_synced_by_an_smtp_delivery_to_two(&store),
+            expected,
+            "serve-smtp, ext4 with journal: {journal}"
+        );
+    });
 }
 
 fn chmod_tree(path: &Path, dir_mode: u32, file_mode: u32) {

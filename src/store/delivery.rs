@@ -3,7 +3,8 @@
 //! The message is written once through [`Maildir::deliver`] and committed into the first
 //! recipient's `new/`; every other recipient gets a hard link of that file under a name of
 //! its own (the same `,S=`/`,W=` fields), or a copy through its `tmp/` when the mailboxes
-//! are on different file systems. Each `new/` is synced before the copy counts as made.
+//! are on different file systems. Each copy is made durable as a delivery is
+//! ([`Maildir::sync_delivered`]) before it counts as made.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -33,8 +34,9 @@ impl Maildir {
             Err(e) => return Err(StoreError::io("deliver into", &target, e)),
         }
         self.note_change();
-        if let Err(e) = super::sync_dir(&new_dir) {
-            let _ = fs::remove_file(&target);
+        let in_order = super::commit_order::covers_maildir(self.path());
+        if let Err(e) = self.sync_delivered(in_order) {
+            let _ = self.remove(&new_entry(name));
             return Err(e);
         }
         Ok(new_entry(name))

@@ -433,6 +433,20 @@ impl Maildir {
         )
     }
 
+    /// Make a message just linked into `new/` survive a crash under its name. Where the file
+    /// system commits in order (`in_order`, see [`commit_order`](super::commit_order)), the
+    /// fsync of `new/` commits every earlier change too, a move of the message on to `cur/` by
+    /// another session included. Elsewhere both folders, `new/` first: another session may
+    /// have moved the message on to `cur/` before the sync of `new/`, which would then make
+    /// only its removal from `new/` durable.
+    pub(crate) fn sync_delivered(&self, in_order: bool) -> Result<()> {
+        if in_order {
+            sync_dir(&self.root.join(Folder::New.dir_name()))
+        } else {
+            self.sync()
+        }
+    }
+
     /// Sync `new/` and `cur/` so that renames and removals survive a crash.
     pub fn sync(&self) -> Result<()> {
         self.sync_folders(&[Folder::New, Folder::Cur])
@@ -603,6 +617,10 @@ impl Delivery {
     /// Sync the message and move it into `new/` under its final name. The `,W=` field is
     /// written only when the message ends with a line end: then it is exactly what both
     /// Dovecot and a POP3 RETR count, so readers can trust it without opening the file.
+    ///
+    /// # Errors
+    /// The message cannot be synced, linked, or its name synced; nothing is left in the
+    /// Maildir then (as far as it can still be removed).
     pub fn commit(self) -> Result<MessageEntry> {
         self.commit_as("", None)
     }
@@ -617,18 +635,16 @@ impl Delivery {
     /// # Errors
     /// As for [`Delivery::commit`].
     pub fn commit_as(self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
-        let root = self.root.clone();
+        let maildir = Maildir {
+            root: self.root.clone(),
+        };
         let (entry, in_order) = self.link(flags, received)?;
-        if in_order {
-            // Where the file system commits in order, this one commit also makes the bytes
-            // durable (see `link_as`), and any move of the message on to `cur/` that another
-            // session made meanwhile.
-            sync_dir(&root.join(Folder::New.dir_name()))?;
-        } else {
-            // Both folders, `new/` first: another session may have moved the message on to
-            // `cur/` before the sync of `new/`, which would then make its removal from `new/`
-            // durable and not its name in `cur/`.
-            Maildir { root }.sync()?;
+        // Where the file system commits in order, this one commit also makes the bytes durable
+        // (see `link_as`).
+        if let Err(e) = maildir.sync_delivered(in_order) {
+            // Not acknowledged, so the sender will try again: no second copy then.
+            let _ = maildir.remove(&entry);
+            return Err(e);
         }
         Ok(entry)
     }
