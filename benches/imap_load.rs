@@ -760,9 +760,8 @@ fn main() {
         }
         for (index, (name, _, _)) in servers.iter().enumerate() {
             let slowest = parts[index].1;
-            let early = |sessions: &[SessionRecord]| {
-                sessions.iter().filter(|s| s.into_round < 0.1).count()
-            };
+            let early =
+                |sessions: &[SessionRecord]| sessions.iter().filter(|s| s.into_round < 0.1).count();
             let all = &measured[index].latencies.sessions;
             println!(
                 "\n{name}: the slowest 1% ({} sessions) ran in {} groups of sessions that overlapped in time; {} of them began in the first tenth of a round, where {:.1}% of all sessions began",
