@@ -1,5 +1,5 @@
-//! Reading the store without writing to it: message files, the uidlist and the folders'
-//! listings are opened with `O_NOATIME`.
+//! Reading mail without writing access times: message files, the uidlist, `dovecot-keywords`
+//! and the listings of `new/` and `cur/` are opened with `O_NOATIME`.
 //!
 //! Under `relatime`, the default mount option, the first read of a file or a listing of a
 //! folder after it changed updates its access time. In a Maildir that is nearly every read:
