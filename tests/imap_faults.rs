@@ -1,8 +1,9 @@
 //! Faults against the real `serve-imap` binary over TCP: `kill -9` during EXPUNGE, APPEND and
 //! a uidlist rewrite, SIGTERM mid-session, a full disk and a file-size limit during APPEND, a
 //! read-only store, mail removed or renamed under an open session, serve-imap, serve-pop,
-//! `mbox deliver` and Dovecot working one store at once, and a power cut of the disk under
-//! APPEND and COPY (a loop-mounted ext4 shut down without flushing its journal).
+//! `mbox deliver` and Dovecot working one store at once, and a power cut of the disk (a
+//! loop-mounted ext4 shut down without flushing its journal) under APPEND and COPY, with and
+//! without fast commits, and during a uidlist rewrite.
 //!
 //! Every scenario takes the mailbox before and after (each message's bytes and flags from
 //! the files, its UID from `dovecot-uidlist`, read here by a strict parser of our own) and
@@ -546,6 +547,89 @@ fn kill_9_during_a_uidlist_rewrite_keeps_a_valid_uidlist() {
     eprintln!("outcomes: {outcomes:?}");
 }
 
+/// A power cut of the disk while a SELECT rewrites a large uidlist (through
+/// `dovecot-uidlist.tmp` and a rename) leaves, after the journal's replay, the old uidlist or
+/// the new one, each whole, every UID as it was, no mail lost; and once the SELECT was
+/// answered, the new one.
+#[test]
+fn a_crash_of_the_disk_during_a_uidlist_rewrite_keeps_a_valid_uidlist() {
+    let scratch = TempStore::empty();
+    let image = scratch.scratch().join("ext4.img");
+    let root = scratch.scratch().join("ext4");
+    let Some(mount) = Mount::ext4(&image, &root, &[]) else {
+        return;
+    };
+    let pristine = TempStore::demo();
+    deliver(&pristine.path(), "asterix", 200);
+    settle(&pristine.path(), "asterix");
+    add_dead_lines(&pristine.path().join("asterix"), 100_000);
+    // One new mail: its UID makes the next SELECT write the uidlist, and with so many dead
+    // lines, rewrite it.
+    deliver(&pristine.path(), "asterix", 1);
+    let full = UidList::read(&pristine.path().join("asterix"));
+    assert_eq!(full.lines, 100_208);
+
+    // How long the rewriting SELECT takes on this disk, unhindered.
+    let timing = root.join("timing");
+    copy_tree(&pristine.path(), &timing);
+    let server = PopServer::start_imap(&timing, &[]);
+    let started = Instant::now();
+    drop(login_select(&server));
+    let took = started.elapsed();
+    assert_eq!(UidList::read(&timing.join("asterix")).lines, 209);
+    drop(server);
+
+    let mut outcomes = BTreeMap::new();
+    // The cut at a share of that time, or (None) once the SELECT is answered.
+    for percent in [Some(20u32), Some(50), Some(80), Some(100), None] {
+        let when = percent.map_or("once the SELECT was answered".to_owned(), |p| {
+            format!("at {p}% of the rewriting SELECT ({took:?})")
+        });
+        let store = root.join(format!("cut-{}", percent.unwrap_or(0)));
+        copy_tree(&pristine.path(), &store);
+        assert!(Command::new("sync").status().unwrap().success());
+        let maildir = store.join("asterix");
+        let before = disk(&maildir);
+        let mut server = PopServer::start_imap(&store, &[]);
+        let mut imap = RawImap::connect(server.port());
+        imap.ok("LOGIN asterix potion");
+        match percent {
+            Some(percent) => {
+                imap.send_raw(b"s SELECT INBOX\r\n");
+                thread::sleep(took * percent / 100);
+            }
+            None => drop(imap.ok("SELECT INBOX")),
+        }
+        mount.shut_down_without_flushing();
+        kill_9(&mut server);
+        mount.remount(&image);
+
+        let after = disk(&maildir);
+        let all: BTreeSet<String> = before.keys().cloned().collect();
+        assert_nothing_lost(&before, &after, &BTreeSet::new(), &all);
+        let list = UidList::read(&maildir);
+        assert_uids_kept(&full, &list);
+        let outcome = if list.lines == full.lines {
+            assert!(
+                percent.is_some(),
+                "the SELECT was answered, its rewrite lost"
+            );
+            "old uidlist"
+        } else {
+            assert_eq!(list.lines, 209);
+            "rewritten"
+        };
+        *outcomes.entry(outcome).or_insert(0) += 1;
+        eprintln!("power cut {when}: {outcome}");
+
+        let server = PopServer::start_imap(&store, &[]);
+        let list = assert_server_agrees(&server, &maildir);
+        assert_uids_kept(&full, &list);
+        assert_next_uid_fresh(&server, full.highest());
+    }
+    eprintln!("outcomes: {outcomes:?}");
+}
+
 #[test]
 fn sigterm_ends_every_session_and_loses_nothing() {
     let store = TempStore::demo();
@@ -633,9 +717,9 @@ impl Mount {
 }
 
 impl Mount {
-    /// A fresh ext4 of 256 MiB in the file `image`, with or without its journal, mounted
-    /// through a loop device at `target`.
-    fn ext4(image: &Path, target: &Path, journal: bool) -> Option<Mount> {
+    /// A fresh ext4 of 256 MiB in the file `image`, made with `features` (`mkfs.ext4 -O`,
+    /// e.g. `^has_journal`; none for the default), mounted through a loop device at `target`.
+    fn ext4(image: &Path, target: &Path, features: &[&str]) -> Option<Mount> {
         if !may_mount("an ext4 image") || !support::have("mkfs.ext4") {
             return None;
         }
@@ -645,8 +729,8 @@ impl Mount {
             .unwrap();
         let mut mkfs = Command::new("mkfs.ext4");
         mkfs.args(["-q", "-F"]);
-        if !journal {
-            mkfs.args(["-O", "^has_journal"]);
+        if !features.is_empty() {
+            mkfs.args(["-O", &features.join(",")]);
         }
         let made = mkfs.arg(image).output().unwrap();
         assert!(
@@ -691,6 +775,27 @@ impl Mount {
         let done = unsafe { libc::ioctl(dir.as_raw_fd(), FS_IOC_SHUTDOWN as _, &flags) };
         assert_eq!(done, 0, "shutdown: {}", std::io::Error::last_os_error());
     }
+}
+
+/// ext4's count of fast commits on the file system mounted at `root`, and how many of them
+/// were ineligible and made a full commit instead (`/proc/fs/ext4/<device>/fc_info`).
+fn fast_commit_counts(root: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let dev = fs::metadata(root).unwrap().dev();
+    let block = fs::read_link(format!(
+        "/sys/dev/block/{}:{}",
+        libc::major(dev),
+        libc::minor(dev)
+    ))
+    .unwrap();
+    let name = block.file_name().unwrap().to_str().unwrap().to_owned();
+    let info = fs::read_to_string(format!("/proc/fs/ext4/{name}/fc_info")).unwrap();
+    let count = |what: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_suffix(what)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {what:?} in fc_info: {info}"))
+    };
+    (count(" commits"), count(" ineligible"))
 }
 
 /// Mount the ext4 in `image` at `target` through a loop device.
@@ -834,10 +939,25 @@ fn append_and_copy(imap: &mut RawImap, body: &[u8], copy: bool) -> Vec<(u32, Vec
 /// serves at once, with no UID given twice.
 #[test]
 fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
+    crash_of_the_disk_under_appends_and_copies(&[]);
+}
+
+/// The same with ext4's fast commits, where an fsync writes a short log of the changes since
+/// the last full commit instead of committing a transaction. The store counts on that log
+/// holding every change made before the sync, not only the synced file's
+/// (`src/store/commit_order.rs`): this is the test of that.
+#[test]
+fn a_crash_of_the_disk_with_fast_commits_loses_no_acknowledged_append_or_copy() {
+    crash_of_the_disk_under_appends_and_copies(&["fast_commit"]);
+}
+
+/// Four clients APPEND and COPY into asterix's INBOX on an ext4 made with `features`, then
+/// the disk is cut: what the server acknowledged must be there after the journal's replay.
+fn crash_of_the_disk_under_appends_and_copies(features: &[&str]) {
     let scratch = TempStore::empty();
     let image = scratch.scratch().join("ext4.img");
     let root = scratch.scratch().join("ext4");
-    let Some(mount) = Mount::ext4(&image, &root, true) else {
+    let Some(mount) = Mount::ext4(&image, &root, features) else {
         return;
     };
     let store = root.join("store");
@@ -910,6 +1030,13 @@ fn a_crash_of_the_disk_loses_no_acknowledged_append_or_copy() {
     let body = mail("the last before the cut", 3000);
     sent.insert(body.clone());
     acknowledged.extend(append_and_copy(&mut last, &body, true));
+    if features.contains(&"fast_commit") {
+        let (commits, ineligible) = fast_commit_counts(&root);
+        eprintln!(
+            "fast commits: {commits}, of them ineligible (a full commit instead): {ineligible}"
+        );
+        assert!(commits > ineligible, "no fast commit was made");
+    }
     mount.shut_down_without_flushing();
     drop(halfway);
     kill_9(&mut server);
@@ -992,7 +1119,8 @@ fn on_ext4_without_and_with_a_journal(mut check: impl FnMut(&Path, bool)) {
     for journal in [false, true] {
         let image = scratch.scratch().join(format!("ext4-{journal}.img"));
         let root = scratch.scratch().join(format!("ext4-{journal}"));
-        let Some(_mount) = Mount::ext4(&image, &root, journal) else {
+        let features: &[&str] = if journal { &[] } else { &["^has_journal"] };
+        let Some(_mount) = Mount::ext4(&image, &root, features) else {
             return;
         };
         check(&root, journal);

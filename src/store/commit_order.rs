@@ -10,7 +10,8 @@
 //! change is committed (an fdatasync, its latest change of data or size), so every
 //! transaction before it is committed too. Its
 //! fast commits, where enabled, write every directory entry change and every changed inode
-//! since the last full commit, not only the synced file's (`fs/ext4/fast_commit.c`). So once a
+//! since the last full commit, not only the synced file's (`fs/ext4/fast_commit.c`; a power
+//! cut under APPEND and COPY on such a file system is in `tests/imap_faults.rs`). So once a
 //! message is linked into `new/`, the `fdatasync` of the uidlist line written after that link
 //! also commits the link, and the fsync of `new/` is one journal commit spent for nothing.
 //!
