@@ -3,7 +3,8 @@
 //! read-only store, mail removed or renamed under an open session, serve-imap, serve-pop,
 //! `mbox deliver` and Dovecot working one store at once, and a power cut of the disk (a
 //! loop-mounted ext4 shut down without flushing its journal) under APPEND and COPY, with and
-//! without fast commits, and during a uidlist rewrite.
+//! without fast commits, during a uidlist rewrite, and after an APPEND another program
+//! numbered first.
 //!
 //! Every scenario takes the mailbox before and after (each message's bytes and flags from
 //! the files, its UID from `dovecot-uidlist`, read here by a strict parser of our own) and
@@ -1088,6 +1089,63 @@ fn crash_of_the_disk_under_appends_and_copies(features: &[&str]) {
         assert!(imap.body(*uid) == *body, "UID {uid} served after the crash");
     }
     assert_next_uid_fresh(&server, list_after.highest());
+}
+
+/// An APPEND whose message another program numbered first (Dovecot with `mail_fsync =
+/// never` appends the line and syncs nothing) still makes the message and that UID durable
+/// before it answers: a power cut right after `number_added` keeps both, with and without
+/// fast commits.
+#[test]
+fn a_crash_of_the_disk_keeps_a_message_another_program_numbered_first() {
+    let scratch = TempStore::empty();
+    for features in [&[][..], &["fast_commit"][..]] {
+        let name = if features.is_empty() {
+            "ext4"
+        } else {
+            "ext4-fc"
+        };
+        let image = scratch.scratch().join(format!("{name}.img"));
+        let root = scratch.scratch().join(name);
+        let Some(mount) = Mount::ext4(&image, &root, features) else {
+            return;
+        };
+        let store = root.join("store");
+        demo_at(&store);
+        assert!(Command::new("sync").status().unwrap().success());
+        let path = store.join("asterix");
+        let before = UidList::read(&path);
+        let maildir = Store::new(&store)
+            .mailbox(&UserName::parse("asterix").unwrap())
+            .unwrap();
+        let body = mail("numbered by another program", 2000);
+        let mut delivery = maildir.deliver().unwrap();
+        delivery.write_all(&body).unwrap();
+        let entry = delivery.link_as("", None).unwrap();
+        // The other program's line, written and not synced.
+        let uid = before.next + 5;
+        let mut uidlist = fs::OpenOptions::new()
+            .append(true)
+            .open(path.join("dovecot-uidlist"))
+            .unwrap();
+        writeln!(uidlist, "{uid} :{}", entry.base()).unwrap();
+        drop(uidlist);
+        assert_eq!(maildir.number_added(&[entry.clone()]).unwrap(), [uid]);
+        mount.shut_down_without_flushing();
+        mount.remount(&image);
+
+        let list = UidList::read(&path);
+        assert_uids_kept(&before, &list);
+        assert_eq!(
+            list.uids.get(entry.base()),
+            Some(&uid),
+            "{features:?}: the other program's UID was lost in the crash"
+        );
+        let after = disk(&path);
+        let kept = after
+            .get(entry.base())
+            .unwrap_or_else(|| panic!("{features:?}: the message was lost in the crash"));
+        assert!(kept.bytes == body, "{features:?}: the message is not whole");
+    }
 }
 
 #[test]
