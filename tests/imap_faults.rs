@@ -1129,7 +1129,10 @@ fn a_crash_of_the_disk_keeps_a_message_another_program_numbered_first() {
             .unwrap();
         writeln!(uidlist, "{uid} :{}", entry.base()).unwrap();
         drop(uidlist);
-        assert_eq!(maildir.number_added(&[entry.clone()]).unwrap(), [uid]);
+        assert_eq!(
+            maildir.number_added(std::slice::from_ref(&entry)).unwrap(),
+            [uid]
+        );
         mount.shut_down_without_flushing();
         mount.remount(&image);
 
