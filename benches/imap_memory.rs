@@ -6,8 +6,9 @@
 //!   so its peak RSS is the session's own, with the uidlist and the page cache warm; Dovecot
 //!   with its index), answers SELECT, `FETCH 1:* (FLAGS)` and `UID SEARCH UNSEEN`, each timed
 //!   alone; then serve-imap once more in the warm run's process, as a long-running server
-//!   answers. Last, each server takes 5 APPENDs of a 2 KiB message into the selected
-//!   mailbox, each timed alone (the median is printed). Memory: serve-imap's RSS growth from before LOGIN to after SELECT (the per-session
+//!   answers. Last, each server takes 5 APPENDs of a 2 KiB message into the mailbox,
+//!   selected, then 5 more with nothing selected (as a client saves to Sent), each timed
+//!   alone (the medians are printed). Memory: serve-imap's RSS growth from before LOGIN to after SELECT (the per-session
 //!   state, per message) and its peak; Dovecot's `imap` process (one per session) the same.
 //! - **big**: `UID FETCH 1 BODY.PEEK[]` of one 100 MiB message, and APPEND of one, each with
 //!   the server's RSS sampled every 5 ms; the growth must stay under 16 MiB.
@@ -112,12 +113,15 @@ struct SizeRun {
     peak_kib: u64,
 }
 
-/// APPENDs of a 2 KiB message to `user`'s selected mailbox of `messages`, each timed alone;
-/// returns the median. The messages are expunged again afterwards, untimed.
-fn append_run(addr: SocketAddr, user: &str, messages: usize) -> Duration {
+/// APPENDs of a 2 KiB message to `user`'s mailbox of `messages`, selected or (as a client
+/// saves to Sent with INBOX selected) not, each timed alone; returns the median. The
+/// messages are expunged again afterwards, untimed.
+fn append_run(addr: SocketAddr, user: &str, messages: usize, selected: bool) -> Duration {
     const APPENDS: usize = 5;
     let mut client = Client::login(addr, 1 << 20, user, user).unwrap();
-    client.command("SELECT INBOX").unwrap();
+    if selected {
+        client.command("SELECT INBOX").unwrap();
+    }
     let mut times = Vec::new();
     let mut uids = Vec::new();
     for n in 0..APPENDS {
@@ -131,7 +135,14 @@ fn append_run(addr: SocketAddr, user: &str, messages: usize) -> Duration {
                 .unwrap_or_else(|| panic!("{user}: APPEND without APPENDUID: {appended:?}")),
         );
     }
-    let set = uids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    if !selected {
+        client.command("SELECT INBOX").unwrap();
+    }
+    let set = uids
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     client
         .command(&format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"))
         .unwrap();
@@ -200,7 +211,7 @@ fn size(dir: &Path, messages: usize) {
     // session in the warm run's process, as a long-running server answers (its heap
     // already in place; the peak RSS is then the process's).
     let mut ours = Vec::new();
-    let mut ours_append = Duration::ZERO;
+    let mut ours_append = [Duration::ZERO; 2];
     for run in ["cold", "warm"] {
         let server = Serve::start(
             &ours_path,
@@ -216,7 +227,8 @@ fn size(dir: &Path, messages: usize) {
             let before = server.rss_kib();
             ours.push(size_run(server.addr, user, messages, before, &rss));
             // Last, as it changes the mailbox.
-            ours_append = append_run(server.addr, user, messages);
+            ours_append =
+                [true, false].map(|selected| append_run(server.addr, user, messages, selected));
         }
     }
     // Dovecot: one `imap` process per session (its default, service_count = 1).
@@ -241,7 +253,7 @@ fn size(dir: &Path, messages: usize) {
         theirs.push(size_run(addr, user, messages, before, &imap_rss));
         thread::sleep(Duration::from_millis(100));
     }
-    let theirs_append = append_run(addr, user, messages);
+    let theirs_append = [true, false].map(|selected| append_run(addr, user, messages, selected));
     drop(dovecot);
 
     println!();
@@ -286,12 +298,14 @@ fn size(dir: &Path, messages: usize) {
     ratio_row("serve-imap cold / Dovecot cold", &ours[0], &theirs[0]);
     let (o, d) = (&ours[1], &theirs[1]);
     println!();
-    println!(
-        "APPEND of a 2 KiB message to that mailbox, selected (median of 5, after the runs above): serve-imap {:.1} ms, Dovecot {:.1} ms: **{:.2}x**",
-        ours_append.as_secs_f64() * 1e3,
-        theirs_append.as_secs_f64() * 1e3,
-        ours_append.as_secs_f64() / theirs_append.as_secs_f64()
-    );
+    for (i, how) in ["selected", "not selected"].iter().enumerate() {
+        println!(
+            "APPEND of a 2 KiB message to that mailbox, {how} (median of 5, after the runs above): serve-imap {:.1} ms, Dovecot {:.1} ms: **{:.2}x**",
+            ours_append[i].as_secs_f64() * 1e3,
+            theirs_append[i].as_secs_f64() * 1e3,
+            ours_append[i].as_secs_f64() / theirs_append[i].as_secs_f64()
+        );
+    }
     println!(
         "per message selected: serve-imap {:.0} B, Dovecot {:.0} B (RSS growth from before LOGIN to after SELECT, warm)",
         o.selected_kib as f64 * 1024.0 / messages as f64,

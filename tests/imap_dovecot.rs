@@ -265,3 +265,63 @@ fn a_store_changed_through_serve_imap_looks_the_same_to_dovecot_and_back() {
         "serve-imap shows what Dovecot made"
     );
 }
+
+/// The UIDVALIDITY a tagged `OK [APPENDUID v u]` or `OK [COPYUID v ...]` names.
+fn validity_in(status: &str, code: &str) -> u32 {
+    let at = status
+        .find(&format!("[{code} "))
+        .unwrap_or_else(|| panic!("no {code} in {status}"));
+    status[at + code.len() + 2..]
+        .split(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no UIDVALIDITY in {status}"))
+}
+
+/// APPENDUID and COPYUID name the target mailbox's UIDVALIDITY as Dovecot then serves it,
+/// also for a mailbox the session has not selected (serve-imap reads it from the uidlist it
+/// numbers the message in, rather than listing the mailbox), new or not.
+#[test]
+fn appenduid_and_copyuid_name_the_uidvalidity_dovecot_serves() {
+    let store = TempStore::demo();
+    let server = PopServer::start_imap(&store.path(), &[]);
+    let mut imap = RawImap::login(server.port(), "asterix", "potion");
+    imap.ok("CREATE Sent");
+    imap.ok("CREATE Archive");
+    imap.ok("SELECT INBOX");
+    let mail = "Subject: saved\r\n\r\nas a client saves what it sent\r\n";
+    let mut named = Vec::new();
+    // The first into Sent creates its uidlist; the second finds it.
+    for mailbox in ["Sent", "Sent", "INBOX"] {
+        let reply = imap.command(&format!("APPEND {mailbox} {{{}+}}\r\n{mail}", mail.len()));
+        assert!(reply.status.starts_with("OK"), "{}", reply.status);
+        named.push((mailbox, validity_in(&reply.status, "APPENDUID")));
+    }
+    for command in ["COPY 1 Archive", "UID MOVE 2 Archive", "COPY 1:2 INBOX"] {
+        let reply = imap.command(command);
+        // MOVE names it in an untagged OK.
+        let status = reply
+            .untagged
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .find(|l| l.contains("[COPYUID "))
+            .unwrap_or(reply.status);
+        let target = command.rsplit(' ').next().unwrap();
+        named.push((target, validity_in(&status, "COPYUID")));
+    }
+    imap.ok("LOGOUT");
+    drop(server);
+
+    let Some(dovecot) = Dovecot::start(&store.path()) else {
+        return;
+    };
+    let mut imap = RawImap::login(dovecot.imap_port, "asterix", "potion");
+    for (mailbox, validity) in named {
+        let status = imap.ok(&format!("STATUS {mailbox} (UIDVALIDITY)"));
+        let line = String::from_utf8_lossy(&status[0]).into_owned();
+        assert!(
+            line.contains(&format!("(UIDVALIDITY {validity})")),
+            "{mailbox}: serve-imap named {validity}, Dovecot serves {line}"
+        );
+    }
+}

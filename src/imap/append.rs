@@ -233,18 +233,15 @@ impl Session {
             Ok(entry) => entry,
             Err(error) => return self.store_reply(error, "APPEND"),
         };
-        let uid = match maildir.number_added(std::slice::from_ref(&entry)) {
-            Ok(uids) => uids.first().copied(),
+        // The UIDVALIDITY comes with the UID, from the uidlist read under its lock: a mailbox
+        // the session has not selected (a client saving to Sent) is not listed for it.
+        let (validity, uid) = match maildir.number_added_with_validity(std::slice::from_ref(&entry))
+        {
+            Ok((validity, uids)) => (validity, uids.first().copied()),
             Err(error) => return self.store_reply(error, "APPEND"),
         };
-        let validity = match &self.selected {
-            Some(selected) if selected.maildir.path() == maildir.path() => {
-                Some(selected.uid_validity)
-            }
-            _ => maildir.sync_uids(false).ok().map(|s| s.uid_validity),
-        };
-        match (validity, uid) {
-            (Some(validity), Some(uid)) => Reply::ok("APPEND completed").with(Code::AppendUid {
+        match uid {
+            Some(uid) if validity != 0 => Reply::ok("APPEND completed").with(Code::AppendUid {
                 uid_validity: non_zero(validity),
                 uid: non_zero(uid),
             }),

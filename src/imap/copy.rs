@@ -128,28 +128,18 @@ impl Session {
         let code = if copied.is_empty() {
             None
         } else {
-            let uids = match target.number_added(&copied) {
-                Ok(uids) => uids,
+            // The target's UIDVALIDITY comes with the UIDs, from its uidlist read under the
+            // lock: the target is not listed for it.
+            let (validity, uids) = match target.number_added_with_validity(&copied) {
+                Ok(numbered) => numbered,
                 Err(error) => return self.store_reply(error, verb),
             };
-            let validity = if target.path() == selected.maildir.path() {
-                Ok(selected.uid_validity)
-            } else {
-                target.sync_uids(false).map(|s| s.uid_validity)
-            };
-            match (validity, uid_set(&source_uids), uid_set(&uids)) {
-                (Ok(validity), Some(source), Some(destination)) => Some(Code::CopyUid {
+            match (uid_set(&source_uids), uid_set(&uids)) {
+                (Some(source), Some(destination)) if validity != 0 => Some(Code::CopyUid {
                     uid_validity: non_zero(validity),
                     source,
                     destination,
                 }),
-                (Err(error), _, _) => {
-                    self.events.push(Event::StoreError {
-                        user: self.user_string(),
-                        error: error.to_string(),
-                    });
-                    None
-                }
                 _ => None,
             }
         };

@@ -369,13 +369,13 @@ fn quick_parse(text: &str) -> Option<QuickList<'_>> {
 /// Up to this many messages, [`Maildir::assign_uids`] looks them up by [`scan_for`].
 const FEW: usize = 8;
 
-/// Read `text` for appending the UIDs of `bases`: the next UID and the UID each of them has
-/// already (the last line wins, as in [`UidList::parse`]). `None` when the file may not be
+/// Read `text` for appending the UIDs of `bases`: the UIDVALIDITY, the next UID and the UID
+/// each of them has already (the last line wins, as in [`UidList::parse`]). `None` when the file may not be
 /// appended to (no version 3 header with a GUID, a torn, broken or out-of-order line): the
 /// caller parses it whole and rewrites it. A name listed twice does not stop an append; the
 /// next full parse rewrites the file. No map is built: at 100,000 lines this takes about a
 /// quarter of [`quick_parse`]'s time.
-fn scan_for(text: &str, bases: &[&str]) -> Option<(u32, Vec<Option<u32>>)> {
+fn scan_for(text: &str, bases: &[&str]) -> Option<(u32, u32, Vec<Option<u32>>)> {
     let body = text.strip_suffix('\n')?;
     let mut lines = body.split('\n');
     let header = parse_header(lines.next()?)?;
@@ -394,7 +394,11 @@ fn scan_for(text: &str, bases: &[&str]) -> Option<(u32, Vec<Option<u32>>)> {
             *slot = Some(uid);
         }
     }
-    Some((header.next_uid.max(max_uid.saturating_add(1)), found))
+    Some((
+        header.uid_validity,
+        header.next_uid.max(max_uid.saturating_add(1)),
+        found,
+    ))
 }
 
 fn push_record(out: &mut String, record: &Record) {
@@ -872,8 +876,20 @@ impl Maildir {
     /// `new/` cannot be synced, or as for [`Maildir::sync_uids`]. The messages stay then (the
     /// next listing numbers them).
     pub fn number_added(&self, entries: &[MessageEntry]) -> Result<Vec<u32>> {
+        self.number_added_with_validity(entries)
+            .map(|(_, uids)| uids)
+    }
+
+    /// [`Maildir::number_added`], also giving the mailbox's UIDVALIDITY as the uidlist says
+    /// it under the same lock: what APPENDUID and COPYUID name, without listing a target
+    /// mailbox the session has not selected (at 100,000 messages, most of an APPEND's time).
+    /// 0 when `entries` is empty.
+    ///
+    /// # Errors
+    /// As for [`Maildir::number_added`].
+    pub fn number_added_with_validity(&self, entries: &[MessageEntry]) -> Result<(u32, Vec<u32>)> {
         if entries.is_empty() {
-            return Ok(Vec::new());
+            return Ok((0, Vec::new()));
         }
         let covered = commit_order::covers_maildir(self.path());
         if !covered {
@@ -896,7 +912,7 @@ impl Maildir {
     /// comparing each line's name with theirs ([`scan_for`]), for more through
     /// [`quick_parse`]'s map. An APPEND to a mailbox of 100,000 messages spent 100 ms copying
     /// their names into a list and a map to look up one (`imap_memory --only size`).
-    fn assign_uids(&self, entries: &[MessageEntry]) -> Result<Vec<u32>> {
+    fn assign_uids(&self, entries: &[MessageEntry]) -> Result<(u32, Vec<u32>)> {
         let _lock = self.lock_uidlist()?;
         let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
@@ -906,10 +922,10 @@ impl Maildir {
         } else {
             quick_parse(&text).map(|quick| {
                 let uids = bases.iter().map(|base| quick.uid_of(base)).collect();
-                (quick.next_uid, uids)
+                (quick.uid_validity, quick.next_uid, uids)
             })
         };
-        if let Some((mut next_uid, known)) = looked_up {
+        if let Some((uid_validity, mut next_uid, known)) = looked_up {
             let mut appended = Vec::new();
             let mut fresh: HashMap<&str, u32> = HashMap::new();
             let mut uids = Vec::with_capacity(entries.len());
@@ -932,7 +948,7 @@ impl Maildir {
             } else {
                 self.append_to_uidlist(&appended)?;
             }
-            return Ok(uids);
+            return Ok((uid_validity, uids));
         }
         let mut list = UidList::parse(&text);
         let mut appended = Vec::new();
@@ -959,11 +975,12 @@ impl Maildir {
         let rewrite = !list.exists || list.needs_rewrite;
         if appended.is_empty() && !rewrite {
             self.sync_uidlist_as_written()?;
-            return Ok(uids);
+            return Ok((list.uid_validity, uids));
         }
         list.records.extend(appended.iter().cloned());
+        // A new uidlist gets its UIDVALIDITY here.
         self.write_uidlist(&mut list, &appended, rewrite)?;
-        Ok(uids)
+        Ok((list.uid_validity, uids))
     }
 
     /// The next UID, counted on in `next_uid`; an error once the mailbox has used them all.
@@ -1042,9 +1059,13 @@ mod tests {
         for text in &texts {
             let full = UidList::parse(text);
             match scan_for(text, &["a", "c", "z"]) {
-                Some((next_uid, found)) => {
+                Some((uid_validity, next_uid, found)) => {
                     assert!(full.exists && !full.needs_rewrite, "{text:?}");
-                    assert_eq!(next_uid, full.next_uid, "{text:?}");
+                    assert_eq!(
+                        (uid_validity, next_uid),
+                        (full.uid_validity, full.next_uid),
+                        "{text:?}"
+                    );
                     let index = full.index();
                     let expected: Vec<Option<u32>> = ["a", "c", "z"]
                         .iter()
@@ -1059,7 +1080,7 @@ mod tests {
         // as the full parse (which rewrites the file) has it.
         let twice = format!("3 V7 N4 G{guid}\n1 :a\n2 :a\n");
         assert!(UidList::parse(&twice).needs_rewrite);
-        assert_eq!(scan_for(&twice, &["a"]), Some((4, vec![Some(2)])));
+        assert_eq!(scan_for(&twice, &["a"]), Some((7, 4, vec![Some(2)])));
         assert_eq!(UidList::parse(&twice).index().get("a"), Some(&2));
     }
 
