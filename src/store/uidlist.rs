@@ -901,6 +901,12 @@ impl Maildir {
             // No sync may have happened after the links: make the names durable all the same.
             let _ = self.sync_folders(&[Folder::New]);
         }
+        if numbered.is_ok() && !covered {
+            // The uidlist's lines are synced, but another program (Dovecot with `mail_fsync =
+            // never`) may have renamed the file into place without syncing its folder: a
+            // crash could then bring back the file it replaced, without them.
+            lock::sync_parent(&self.uidlist_path())?;
+        }
         numbered
     }
 
@@ -1335,6 +1341,31 @@ mod tests {
         let snap = maildir.sync_uids(false).unwrap();
         assert_eq!(snap.messages[0].entry, b);
         assert_eq!(snap.uid_next, 3);
+    }
+
+    #[test]
+    fn number_added_gives_the_uidvalidity_it_wrote_or_found() {
+        let (_dir, maildir) = maildir();
+        let a = deliver(&maildir, "a\n");
+        assert!(!maildir.path().join("dovecot-uidlist").exists());
+        // No uidlist yet: the one written gets a fresh UIDVALIDITY, and that is the answer.
+        let (validity, uids) = maildir
+            .number_added_with_validity(std::slice::from_ref(&a))
+            .unwrap();
+        assert_eq!(uids, [1]);
+        let written = maildir.sync_uids(false).unwrap().uid_validity;
+        assert!(validity != 0);
+        assert_eq!(validity, written);
+        // Found: the same, on the fast path and on the one that rewrites.
+        let b = deliver(&maildir, "b\n");
+        let numbered = maildir.number_added_with_validity(std::slice::from_ref(&b));
+        assert_eq!(numbered.unwrap(), (written, vec![2]));
+        let mut text = fs::read_to_string(maildir.path().join("dovecot-uidlist")).unwrap();
+        text.push_str("7 :torn");
+        fs::write(maildir.path().join("dovecot-uidlist"), text).unwrap();
+        let c = deliver(&maildir, "c\n");
+        let numbered = maildir.number_added_with_validity(std::slice::from_ref(&c));
+        assert_eq!(numbered.unwrap(), (written, vec![8]));
     }
 
     #[test]
