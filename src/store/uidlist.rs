@@ -1047,22 +1047,31 @@ mod tests {
     use super::*;
     use std::fs::File;
 
-    #[test]
-    fn scan_for_agrees_with_the_full_parse_or_declines() {
-        let guid = "0123456789abcdef0123456789abcdef";
-        let texts = [
+    /// uidlists clean and not (torn, out of order, no GUID, version 1, empty), for the readers
+    /// that must agree with the full parse; a name listed twice is left to each test.
+    fn sample_uidlists() -> Vec<String> {
+        let guid = GUID;
+        vec![
             format!("3 V7 N4 G{guid}\n1 :a\n2 S12 W14 :b\n3 :c\n"),
             format!("3 V7 N2 G{guid}\n1 :a\n5 :b\n"),
             format!("3 V7 N9 G{guid}\n1 :a\n"),
             format!("3 V7 N4 G{guid}\n1 :a\n2 :b\n3 :c"),
             format!("3 V7 N4 G{guid}\n2 :a\n1 :b\n"),
             format!("3 V7 N4 G{guid}\n1 :a\n\n2 :b\n"),
+            format!("3 V7 N4 G{guid}\n1 :a/b\n"),
             "3 V7 N4\n1 :a\n".to_owned(),
             "1 7 4\n1 :a\n".to_owned(),
             format!("3 V7 N4 G{guid}\n"),
             String::new(),
-        ];
-        for text in &texts {
+        ]
+    }
+
+    const GUID: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn scan_for_agrees_with_the_full_parse_or_declines() {
+        let guid = GUID;
+        for text in &sample_uidlists() {
             let full = UidList::parse(text);
             match scan_for(text, &["a", "c", "z"]) {
                 Some((uid_validity, next_uid, found)) => {
@@ -1092,20 +1101,9 @@ mod tests {
 
     #[test]
     fn quick_parse_agrees_with_the_full_parse_or_declines() {
-        let guid = "0123456789abcdef0123456789abcdef";
-        let texts = [
-            format!("3 V7 N4 G{guid}\n1 :a\n2 S12 W14 :b\n3 :c\n"),
-            format!("3 V7 N2 G{guid}\n1 :a\n5 :b\n"),
-            format!("3 V7 N4 G{guid}\n1 :a\n2 :b\n3 :c"),
-            format!("3 V7 N4 G{guid}\n2 :a\n1 :b\n"),
-            format!("3 V7 N4 G{guid}\n1 :a\n2 :a\n"),
-            format!("3 V7 N4 G{guid}\n1 :a\n\n2 :b\n"),
-            format!("3 V7 N4 G{guid}\n1 :a/b\n"),
-            "3 V7 N4\n1 :a\n".to_owned(),
-            "1 7 4\n1 :a\n".to_owned(),
-            format!("3 V7 N4 G{guid}\n"),
-            String::new(),
-        ];
+        let mut texts = sample_uidlists();
+        // A name listed twice: the quick parse declines it, as the full one rewrites it.
+        texts.push(format!("3 V7 N4 G{GUID}\n1 :a\n2 :a\n"));
         for text in &texts {
             let full = UidList::parse(text);
             match quick_parse(text) {
