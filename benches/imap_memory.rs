@@ -8,8 +8,9 @@
 //!   alone; then serve-imap once more in the warm run's process, as a long-running server
 //!   answers. Last, each server takes 5 APPENDs of a 2 KiB message into the mailbox,
 //!   selected, then 5 more with nothing selected (as a client saves to Sent), each timed
-//!   alone (the medians are printed). Memory: serve-imap's RSS growth from before LOGIN to after SELECT (the per-session
-//!   state, per message) and its peak; Dovecot's `imap` process (one per session) the same.
+//!   alone (the medians are printed). Memory: serve-imap's RSS growth from before LOGIN to
+//!   after SELECT (the per-session state, per message) and its peak; Dovecot's `imap`
+//!   process (one per session) the same.
 //! - **big**: `UID FETCH 1 BODY.PEEK[]` of one 100 MiB message, and APPEND of one, each with
 //!   the server's RSS sampled every 5 ms; the growth must stay under 16 MiB.
 //! - **idle**: 10,000 connections logged in with INBOX (100 messages) selected, then idle;

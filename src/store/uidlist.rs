@@ -370,11 +370,11 @@ fn quick_parse(text: &str) -> Option<QuickList<'_>> {
 const FEW: usize = 8;
 
 /// Read `text` for appending the UIDs of `bases`: the UIDVALIDITY, the next UID and the UID
-/// each of them has already (the last line wins, as in [`UidList::parse`]). `None` when the file may not be
-/// appended to (no version 3 header with a GUID, a torn, broken or out-of-order line): the
-/// caller parses it whole and rewrites it. A name listed twice does not stop an append; the
-/// next full parse rewrites the file. No map is built: at 100,000 lines this takes about a
-/// quarter of [`quick_parse`]'s time.
+/// each of them has already (the last line wins, as in [`UidList::parse`]). `None` when the
+/// file may not be appended to (no version 3 header with a GUID, a torn, broken or
+/// out-of-order line): the caller parses it whole and rewrites it. A name listed twice does
+/// not stop an append; the next full parse rewrites the file. No map is built: at 100,000
+/// lines this takes about a quarter of [`quick_parse`]'s time.
 fn scan_for(text: &str, bases: &[&str]) -> Option<(u32, u32, Vec<Option<u32>>)> {
     let body = text.strip_suffix('\n')?;
     let mut lines = body.split('\n');
