@@ -896,16 +896,10 @@ impl Maildir {
             // Both folders: another session may have moved a message on to cur/ meanwhile.
             self.sync()?;
         }
-        let numbered = self.assign_uids(entries);
+        let numbered = self.assign_uids(entries, covered);
         if numbered.is_err() && covered {
             // No sync may have happened after the links: make the names durable all the same.
             let _ = self.sync_folders(&[Folder::New]);
-        }
-        if numbered.is_ok() && !covered {
-            // The uidlist's lines are synced, but another program (Dovecot with `mail_fsync =
-            // never`) may have renamed the file into place without syncing its folder: a
-            // crash could then bring back the file it replaced, without them.
-            lock::sync_parent(&self.uidlist_path())?;
         }
         numbered
     }
@@ -918,7 +912,9 @@ impl Maildir {
     /// comparing each line's name with theirs ([`scan_for`]), for more through
     /// [`quick_parse`]'s map. An APPEND to a mailbox of 100,000 messages spent 100 ms copying
     /// their names into a list and a map to look up one (`imap_memory --only size`).
-    fn assign_uids(&self, entries: &[MessageEntry]) -> Result<(u32, Vec<u32>)> {
+    ///
+    /// `covered`: a later sync commits every earlier change ([`commit_order`]).
+    fn assign_uids(&self, entries: &[MessageEntry], covered: bool) -> Result<(u32, Vec<u32>)> {
         let _lock = self.lock_uidlist()?;
         let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
@@ -953,6 +949,7 @@ impl Maildir {
                 self.sync_uidlist_as_written()?;
             } else {
                 self.append_to_uidlist(&appended)?;
+                self.sync_uidlist_folder_unless(covered)?;
             }
             return Ok((uid_validity, uids));
         }
@@ -984,9 +981,23 @@ impl Maildir {
             return Ok((list.uid_validity, uids));
         }
         list.records.extend(appended.iter().cloned());
-        // A new uidlist gets its UIDVALIDITY here.
+        // A new uidlist gets its UIDVALIDITY here; a rewrite also syncs the folder.
         self.write_uidlist(&mut list, &appended, rewrite)?;
+        if !rewrite {
+            self.sync_uidlist_folder_unless(covered)?;
+        }
         Ok((list.uid_validity, uids))
+    }
+
+    /// After lines were appended to the uidlist and synced, sync its folder too unless
+    /// `covered` (that sync committed every earlier change): another program (Dovecot with
+    /// `mail_fsync = never`) may have renamed the file into place without syncing the folder,
+    /// and a crash could then bring back the file it replaced, without our lines.
+    fn sync_uidlist_folder_unless(&self, covered: bool) -> Result<()> {
+        if covered {
+            return Ok(());
+        }
+        lock::sync_parent(&self.uidlist_path())
     }
 
     /// The next UID, counted on in `next_uid`; an error once the mailbox has used them all.
