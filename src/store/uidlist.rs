@@ -927,66 +927,58 @@ impl Maildir {
                 (quick.uid_validity, quick.next_uid, uids)
             })
         };
-        if let Some((uid_validity, mut next_uid, known)) = looked_up {
-            let mut appended = Vec::new();
-            let mut fresh: HashMap<&str, u32> = HashMap::new();
-            let mut uids = Vec::with_capacity(entries.len());
-            for (&base, known) in bases.iter().zip(known) {
-                if let Some(uid) = known.or_else(|| fresh.get(base).copied()) {
-                    uids.push(uid);
-                    continue;
-                }
-                let uid = self.take_uid(&mut next_uid)?;
-                fresh.insert(base, uid);
-                appended.push(Record {
-                    uid,
-                    ext: String::new(),
-                    base: base.to_owned(),
-                });
-                uids.push(uid);
+        // Not clean: the full parse, which also tells whether the file must be rewritten.
+        let mut full = None;
+        let (uid_validity, mut next_uid, known) = match looked_up {
+            Some(found) => found,
+            None => {
+                let list = UidList::parse(&text);
+                let index = list.index();
+                let known = bases.iter().map(|base| index.get(base).copied()).collect();
+                let found = (list.uid_validity, list.next_uid, known);
+                full = Some(list);
+                found
             }
-            if appended.is_empty() {
-                self.sync_uidlist_as_written()?;
-            } else {
-                self.append_to_uidlist(&appended)?;
-                self.sync_uidlist_folder_unless(covered)?;
-            }
-            return Ok((uid_validity, uids));
-        }
-        let mut list = UidList::parse(&text);
+        };
         let mut appended = Vec::new();
+        // Messages given twice get one UID.
+        let mut fresh: HashMap<&str, u32> = HashMap::new();
         let mut uids = Vec::with_capacity(entries.len());
-        let mut next_uid = list.next_uid;
-        {
-            let mut known = list.index();
-            for entry in entries {
-                if let Some(&uid) = known.get(entry.base()) {
-                    uids.push(uid);
-                    continue;
-                }
-                let uid = self.take_uid(&mut next_uid)?;
-                known.insert(entry.base(), uid);
-                appended.push(Record {
-                    uid,
-                    ext: String::new(),
-                    base: entry.base().to_owned(),
-                });
+        for (&base, known) in bases.iter().zip(known) {
+            if let Some(uid) = known.or_else(|| fresh.get(base).copied()) {
                 uids.push(uid);
+                continue;
             }
+            let uid = self.take_uid(&mut next_uid)?;
+            fresh.insert(base, uid);
+            appended.push(Record {
+                uid,
+                ext: String::new(),
+                base: base.to_owned(),
+            });
+            uids.push(uid);
         }
-        list.next_uid = next_uid;
-        let rewrite = !list.exists || list.needs_rewrite;
+        let rewrite = full
+            .as_ref()
+            .is_some_and(|list| !list.exists || list.needs_rewrite);
         if appended.is_empty() && !rewrite {
             self.sync_uidlist_as_written()?;
-            return Ok((list.uid_validity, uids));
+            return Ok((uid_validity, uids));
         }
-        list.records.extend(appended.iter().cloned());
-        // A new uidlist gets its UIDVALIDITY here; a rewrite also syncs the folder.
-        self.write_uidlist(&mut list, &appended, rewrite)?;
-        if !rewrite {
-            self.sync_uidlist_folder_unless(covered)?;
+        match full {
+            Some(mut list) if rewrite => {
+                list.next_uid = next_uid;
+                list.records.extend(appended.iter().cloned());
+                // A new uidlist gets its UIDVALIDITY here; the rewrite syncs the folder too.
+                self.write_uidlist(&mut list, &appended, true)?;
+                Ok((list.uid_validity, uids))
+            }
+            _ => {
+                self.append_to_uidlist(&appended)?;
+                self.sync_uidlist_folder_unless(covered)?;
+                Ok((uid_validity, uids))
+            }
         }
-        Ok((list.uid_validity, uids))
     }
 
     /// After lines were appended to the uidlist and synced, sync its folder too unless
