@@ -1199,15 +1199,18 @@ fn another_programs_change_right_after_the_sessions_own_shows_at_the_next_noop()
     let out = h.send(b"a1 NOOP\r\n");
     assert!(out.contains("* 1 EXISTS"), "{out}");
     assert_eq!(files_in(&h, "cur"), 1);
-    // Another program flags it at once.
-    set_flags_behind_the_back(&h, "F");
+    // Another program flags it at once. (Where that leaves cur/'s time as it was, in the
+    // tick of the session's own rename, the change shows a moment later:
+    // `a_change_hidden_in_the_tick_of_the_sessions_own_moves_shows_later`.)
+    let cur = h.inbox().path().join("cur");
+    as_another_program(&cur, || set_flags_behind_the_back(&h, "F"));
     let out = h.send(b"a2 NOOP\r\n");
     assert!(out.contains("* 1 FETCH (FLAGS (\\Flagged"), "{out}");
 
     // After SELECT, which listed the Maildir and does not look again before answering.
     let out = h.send(b"a3 SELECT INBOX\r\n");
     assert!(out.contains("a3 OK"), "{out}");
-    set_flags_behind_the_back(&h, "FS");
+    as_another_program(&cur, || set_flags_behind_the_back(&h, "FS"));
     let out = h.send(b"a4 NOOP\r\n");
     assert!(out.contains("* 1 FETCH (FLAGS (\\Flagged \\Seen"), "{out}");
 
@@ -1217,7 +1220,215 @@ fn another_programs_change_right_after_the_sessions_own_shows_at_the_next_noop()
     assert!(out.contains("* 2 EXISTS"), "{out}");
     let out = h.send(b"a6 STORE 1 +FLAGS.SILENT (\\Deleted)\r\na7 EXPUNGE\r\n");
     assert!(out.contains("* 1 EXPUNGE"), "{out}");
-    set_flags_behind_the_back(&h, "D");
+    as_another_program(&cur, || set_flags_behind_the_back(&h, "D"));
     let out = h.send(b"a8 NOOP\r\n");
     assert!(out.contains("* 1 FETCH (FLAGS (\\Draft"), "{out}");
+}
+
+/// A change to a selected mailbox: by the session itself, or by another program working the
+/// Maildir's files directly (which numbers nothing and tells no one).
+#[derive(Debug, Clone)]
+enum Change {
+    Append,
+    /// A delivery through the store (numbered later by whoever lists it).
+    Deliver,
+    /// A file renamed into `new/` by another program.
+    DropIntoNew,
+    /// A file renamed into `cur/` by another program, with flags.
+    DropIntoCur,
+    FlagByOther(usize),
+    RemoveByOther(usize),
+    StoreOwn(usize),
+    ExpungeOwn(usize),
+    Noop,
+}
+
+fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => Just(Change::Append),
+        2 => Just(Change::Deliver),
+        2 => Just(Change::DropIntoNew),
+        1 => Just(Change::DropIntoCur),
+        2 => any::<usize>().prop_map(Change::FlagByOther),
+        1 => any::<usize>().prop_map(Change::RemoveByOther),
+        1 => any::<usize>().prop_map(Change::StoreOwn),
+        1 => any::<usize>().prop_map(Change::ExpungeOwn),
+        3 => Just(Change::Noop),
+    ]
+}
+
+fn mtime_ns(path: &std::path::Path) -> i128 {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).unwrap();
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
+/// Run `change` on folder `dir` as another program, and make sure the folder's time shows
+/// it: a change within the same clock tick as the session's last look may leave the time as
+/// it was, and then only the look after the session's trust in it ends would see it (the
+/// test of that is `a_change_hidden_in_the_tick_of_the_sessions_own_moves_shows_later`).
+fn as_another_program(dir: &std::path::Path, change: impl FnOnce()) {
+    let before = mtime_ns(dir);
+    change();
+    while mtime_ns(dir) == before {
+        std::thread::sleep(Duration::from_millis(1));
+        let touch = dir.join(".touch");
+        fs::write(&touch, "").unwrap();
+        fs::remove_file(&touch).unwrap();
+    }
+}
+
+/// The session's view (UID and flags, without `\Recent`), with what the command announced.
+fn uid_view(session: &mut Session, tag: &str) -> Vec<(u32, String)> {
+    let out = drive(
+        session,
+        format!("{tag} UID FETCH 1:* (FLAGS)\r\n").as_bytes(),
+    );
+    assert!(out.contains(&format!("{tag} OK")), "{out}");
+    out.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("* ")?.split_once(" FETCH (UID ")?.1;
+            let (uid, flags) = rest.split_once(" FLAGS (")?;
+            let flags = flags.trim_end_matches("))");
+            let flags: Vec<&str> = flags.split(' ').filter(|f| *f != "\\Recent").collect();
+            Some((uid.parse().unwrap(), flags.join(" ")))
+        })
+        .collect()
+}
+
+/// What a session that selects the mailbox now sees.
+fn fresh_view(store: &Store) -> Vec<(u32, String)> {
+    let mut fresh = Session::new(store.clone(), config());
+    let out = drive(&mut fresh, b"l LOGIN alice secret\r\ne EXAMINE INBOX\r\n");
+    assert!(out.contains("e OK"), "{out}");
+    uid_view(&mut fresh, "f")
+}
+
+fn messages_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+mod selected_view {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        /// However the mailbox changes (the session's own APPEND, STORE and EXPUNGE, deliveries,
+        /// files dropped, flagged or removed by other programs), after a NOOP the selected
+        /// session sees what a session that selects it afresh sees: the same UIDs with the same
+        /// flags. Most looks after an APPEND or a delivery list `new/` alone.
+        #[test]
+        fn after_noop_the_session_sees_what_a_fresh_session_sees(
+            changes in proptest::collection::vec(change(), 1..24)
+        ) {
+            let mut a = Harness::new();
+            for _ in 0..3 {
+                a.deliver(MESSAGE);
+            }
+            a.select();
+            let inbox = a.inbox();
+            let (new, cur) = (inbox.path().join("new"), inbox.path().join("cur"));
+            for (n, change) in changes.iter().enumerate() {
+                match change {
+                    Change::Append => {
+                        let command = format!(
+                            "p{n} APPEND INBOX {{{}+}}\r\n{MESSAGE}\r\n",
+                            MESSAGE.len()
+                        );
+                        let out = a.send(command.as_bytes());
+                        prop_assert!(out.contains(&format!("p{n} OK")), "{}", out);
+                    }
+                    Change::Deliver => as_another_program(&new, || a.deliver(MESSAGE)),
+                    Change::DropIntoNew | Change::DropIntoCur => {
+                        let (dir, suffix) = match change {
+                            Change::DropIntoNew => (&new, ""),
+                            _ => (&cur, ":2,FS"),
+                        };
+                        let tmp = inbox.path().join("tmp").join(format!("drop{n}"));
+                        fs::write(&tmp, MESSAGE).unwrap();
+                        let name = format!("1700000100.M{n}P9Q{n}.other{suffix}");
+                        as_another_program(dir, || fs::rename(&tmp, dir.join(name)).unwrap());
+                    }
+                    Change::FlagByOther(pick) => {
+                        let files = messages_in(&cur);
+                        if let Some(file) = files.get(pick % files.len().max(1)) {
+                            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+                            let (base, flags) = name.split_once(":2,").unwrap();
+                            if !flags.contains('F') {
+                                let mut letters: Vec<char> = flags.chars().chain(['F']).collect();
+                                letters.sort_unstable();
+                                let flagged: String = letters.into_iter().collect();
+                                as_another_program(&cur, || {
+                                    fs::rename(file, cur.join(format!("{base}:2,{flagged}"))).unwrap()
+                                });
+                            }
+                        }
+                    }
+                    Change::RemoveByOther(pick) => {
+                        let files = [messages_in(&new), messages_in(&cur)].concat();
+                        if let Some(file) = files.get(pick % files.len().max(1)) {
+                            let dir = file.parent().unwrap().to_owned();
+                            as_another_program(&dir, || fs::remove_file(file).unwrap());
+                        }
+                    }
+                    Change::StoreOwn(pick) | Change::ExpungeOwn(pick) => {
+                        let count = uid_view(&mut a.session, &format!("c{n}")).len();
+                        if count > 0 {
+                            let seq = pick % count + 1;
+                            let command = if matches!(change, Change::StoreOwn(_)) {
+                                format!("o{n} STORE {seq} +FLAGS (\\Seen)\r\n")
+                            } else {
+                                format!("o{n} STORE {seq} +FLAGS.SILENT (\\Deleted)\r\no{n}x EXPUNGE\r\n")
+                            };
+                            let out = a.send(command.as_bytes());
+                            prop_assert!(out.contains(&format!("o{n} OK")), "{}", out);
+                        }
+                    }
+                    Change::Noop => {
+                        let out = a.send(format!("n{n} NOOP\r\n").as_bytes());
+                        prop_assert!(out.contains(&format!("n{n} OK")), "{}", out);
+                        let seen = uid_view(&mut a.session, &format!("v{n}"));
+                        prop_assert_eq!(seen, fresh_view(&a.store), "after {:?}", &changes[..=n]);
+                    }
+                }
+            }
+            let out = a.send(b"z NOOP\r\n");
+            prop_assert!(out.contains("z OK"), "{}", out);
+            let seen = uid_view(&mut a.session, "zz");
+            prop_assert_eq!(seen, fresh_view(&a.store), "after {:?}", changes);
+        }
+    }
+}
+
+#[test]
+fn a_change_hidden_in_the_tick_of_the_sessions_own_moves_shows_later() {
+    let mut a = Harness::new();
+    for _ in 0..3 {
+        a.deliver(MESSAGE);
+    }
+    a.select();
+    // The session's APPEND, taken into cur/ by its own look: the session trusts the time of
+    // cur/ it saw after those moves for a moment.
+    let command = format!("a1 APPEND INBOX {{{}+}}\r\n{MESSAGE}\r\n", MESSAGE.len());
+    let out = a.send(command.as_bytes());
+    assert!(out.contains("* 4 EXISTS"), "{out}");
+    // Another program adds a message to cur/ in the same tick: the folder's time stays.
+    let cur = a.inbox().path().join("cur");
+    let time = fs::metadata(&cur).unwrap().modified().unwrap();
+    fs::write(cur.join("1700000200.M1P9Q1.other:2,S"), MESSAGE).unwrap();
+    fs::File::open(&cur).unwrap().set_modified(time).unwrap();
+    // A look within that moment may miss it; the first look after it must not.
+    let mut out = a.send(b"n1 NOOP\r\n");
+    std::thread::sleep(Duration::from_millis(1_100));
+    out += &a.send(b"n2 NOOP\r\n");
+    assert!(out.contains("* 5 EXISTS"), "{out}");
+    assert_eq!(uid_view(&mut a.session, "v"), fresh_view(&a.store));
 }

@@ -23,7 +23,7 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use super::response::{self, non_zero, Reply};
 use super::session::{Event, Session, Sync, QUICK_LOOK_WINDOW};
 use crate::store::maildir::Folder;
-use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, UidMessage};
+use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, Snapshot, UidMessage};
 
 /// The selected mailbox.
 #[derive(Debug)]
@@ -49,6 +49,12 @@ pub(super) struct Selected {
     /// When the session last looked at the Maildir's folders, and the count of this
     /// process's changes to it just before (see [`Sync::Quick`]).
     pub looked: Option<(Instant, u64)>,
+    /// Until when a full look trusts `stamp` though it is not settled: it was taken just after
+    /// this session moved messages into `cur/`, with no other change by this process in
+    /// between. A change by another program in that same tick shows at the first full look
+    /// after this time, as with Dovecot's delayed refresh (`DIR_DELAYED_REFRESH`); without
+    /// it, every APPEND to a selected mailbox listed it whole again.
+    pub trusted_until: Option<Instant>,
 }
 
 /// A message of a session that let go of its file names: its UID, and as bits its flag
@@ -222,6 +228,72 @@ pub(super) fn mailbox_name(mailbox: &Mailbox<'_>) -> Result<String, Reply> {
 }
 
 impl Selected {
+    /// After a look at `new/` alone ([`Maildir::sync_new_uids`]): when all it found is
+    /// newer than every message the session has, and the session has nothing in `new/` nor
+    /// anything gone to announce, add those messages and announce them (EXISTS, RECENT), and
+    /// give `None`. Otherwise give `partial` back for the full merge.
+    fn append_new(&mut self, partial: Snapshot, out: &mut Vec<u8>) -> Option<Snapshot> {
+        let newest = self.messages.last().map_or(0, |m| m.uid);
+        let simple = self.gone.is_empty()
+            && partial.messages.iter().all(|m| m.uid > newest)
+            && !self
+                .messages
+                .iter()
+                .any(|m| m.entry.folder() == Folder::New);
+        if !simple {
+            return Some(partial);
+        }
+        self.uid_next = partial.uid_next;
+        if partial.messages.is_empty() {
+            return None;
+        }
+        let read_only = self.read_only;
+        // Copies the list only when the snapshot cache still shares it (the first time).
+        let messages = Arc::make_mut(&mut self.messages);
+        let mut new_recent = false;
+        for mut message in Arc::unwrap_or_clone(partial.messages) {
+            // As at SELECT: mail still in new/ is recent to a read-only session.
+            if read_only {
+                message.recent = message.entry.folder() == Folder::New;
+            }
+            new_recent |= message.recent;
+            messages.push(message);
+        }
+        response::data(out, Data::Exists(messages.len() as u32));
+        if new_recent {
+            let recent = messages.iter().filter(|m| m.recent).count() as u32;
+            response::data(out, Data::Recent(recent));
+        }
+        None
+    }
+
+    /// The whole mailbox after a look at `new/` alone: the messages the session knows in
+    /// `cur/` (unchanged since it listed them) and those `partial` found in `new/`.
+    fn with_known_cur(&self, partial: Snapshot) -> Snapshot {
+        let mut found = Arc::unwrap_or_clone(partial.messages)
+            .into_iter()
+            .peekable();
+        let mut messages = Vec::with_capacity(self.messages.len() + found.len());
+        let known = self.messages.iter().filter(|m| {
+            m.entry.folder() == Folder::Cur && self.gone.binary_search(&m.uid).is_err()
+        });
+        for message in known {
+            while found.peek().is_some_and(|f| f.uid < message.uid) {
+                messages.extend(found.next());
+            }
+            if found.peek().is_some_and(|f| f.uid == message.uid) {
+                found.next();
+            }
+            messages.push(message.clone());
+        }
+        messages.extend(found);
+        Snapshot {
+            uid_validity: partial.uid_validity,
+            uid_next: partial.uid_next,
+            messages: Arc::new(messages),
+        }
+    }
+
     /// The `NO` for a change to a read-only mailbox, saying why it is read-only.
     pub fn read_only_reply(&self, change: &str) -> Reply {
         if self.writable {
@@ -408,6 +480,7 @@ impl Session {
             keywords,
             stamp,
             looked: stamp.map(|_| looked),
+            trusted_until: None,
         };
         announce_flags(out, &selected.keywords, read_only);
         response::data(out, Data::Exists(selected.messages.len() as u32));
@@ -572,6 +645,16 @@ impl Session {
         }
     }
 
+    /// A look at the selected mailbox failed: the session goes on with what it knows, and the
+    /// error goes to the log.
+    fn report_store_error(&mut self, error: crate::store::StoreError) {
+        let user = self.user_string();
+        self.events.push(Event::StoreError {
+            user,
+            error: error.to_string(),
+        });
+    }
+
     /// Announce what changed in the selected mailbox since the session last looked: EXPUNGE
     /// (only when `expunge_ok`; until then the messages keep their numbers), EXISTS, RECENT,
     /// and FETCH FLAGS for flags changed by others. With [`Sync::Fast`], unchanged directory
@@ -596,46 +679,55 @@ impl Session {
         let looked_at = Instant::now();
         let stamp = selected.maildir.change_stamp();
         selected.looked = stamp.as_ref().ok().map(|_| (looked_at, changes));
-        match &stamp {
-            Ok(stamp)
-                if Some(*stamp) == selected.stamp
-                    && (stamp.is_settled() || sync != Sync::Full)
-                    && !pending =>
-            {
-                return;
-            }
-            _ => {}
+        let trust_unsettled =
+            sync != Sync::Full || selected.trusted_until.is_some_and(|t| looked_at < t);
+        let unchanged = |folder| match (&stamp, &selected.stamp) {
+            (Ok(now), Some(then)) => now.unchanged_since(then, folder, trust_unsettled),
+            _ => false,
+        };
+        let (new_unchanged, cur_unchanged) = (unchanged(Folder::New), unchanged(Folder::Cur));
+        if new_unchanged && cur_unchanged && !pending {
+            return;
         }
         if selected.dormant.is_some() {
             // Hibernating in IDLE, and the Maildir changed: list it whole, then announce.
             self.wake_announcing(expunge_ok, out);
             return;
         }
-        let snapshot = match selected
-            .maildir
-            .sync_uids_since(stamp.as_ref().ok().copied(), !selected.read_only)
-        {
-            Ok(snapshot) => snapshot,
-            Err(error) => {
-                let user = self.user_string();
-                self.events.push(Event::StoreError {
-                    user,
-                    error: error.to_string(),
-                });
-                return;
+        let take_recent = !selected.read_only;
+        // Only new/ changed (a delivery, an APPEND): list new/ alone, and keep what the session
+        // knows of cur/.
+        let only_new = if cur_unchanged && !pending {
+            match selected.maildir.sync_new_uids(take_recent) {
+                Ok(found) => found,
+                Err(error) => return self.report_store_error(error),
             }
+        } else {
+            None
+        };
+        let (snapshot, only_new) = match only_new {
+            Some(snapshot) => (snapshot, true),
+            None => match selected
+                .maildir
+                .sync_uids_since(stamp.as_ref().ok().copied(), take_recent)
+            {
+                Ok(snapshot) => (snapshot, false),
+                Err(error) => return self.report_store_error(error),
+            },
         };
         // Messages this look took from new/ into cur/ changed the folders' times itself: keep
         // the stamp taken after those renames, so that the next look does not list the
-        // Maildir again for them. (Another program's change in between is found by the next
-        // full look, as the stamp of a folder just changed is not settled.)
-        let moved = !selected.read_only && snapshot.messages.iter().any(|m| m.recent);
+        // Maildir again for them. (Another program's change in between is found by the first
+        // full look after `trusted_until`.)
+        let moved = take_recent && snapshot.messages.iter().any(|m| m.recent);
+        selected.trusted_until = None;
         if moved {
             let after = selected.maildir.change_stamp().ok();
             // The tally moved once for those renames; if it moved more, another session
-            // changed the mailbox meanwhile, and the next quick look must look.
+            // changed the mailbox meanwhile, and the next look must look.
             let tally = selected.maildir.local_changes();
             let tally = if tally == changes.wrapping_add(1) {
+                selected.trusted_until = Some(Instant::now() + QUICK_LOOK_WINDOW);
                 tally
             } else {
                 changes
@@ -661,6 +753,14 @@ impl Session {
                 announce_flags(out, &selected.keywords, selected.read_only);
             }
         }
+        let snapshot = if only_new {
+            match selected.append_new(snapshot, out) {
+                Some(partial) => selected.with_known_cur(partial),
+                None => return,
+            }
+        } else {
+            snapshot
+        };
         selected.uid_next = snapshot.uid_next;
         let read_only = selected.read_only;
         let old = std::mem::take(&mut selected.messages);

@@ -261,26 +261,34 @@ impl Maildir {
     pub(crate) fn list_unordered(&self) -> Result<Vec<MessageEntry>> {
         let mut entries = Vec::new();
         for folder in [Folder::New, Folder::Cur] {
-            let dir = self.root.join(folder.dir_name());
-            let read = no_atime::list(&dir).map_err(|e| match e.raw_os_error() {
-                // Opened with O_NOFOLLOW | O_DIRECTORY: a symbolic link, or not a folder.
-                Some(libc::ELOOP | libc::ENOTDIR) => {
-                    StoreError::UnsafeMailbox { path: dir.clone() }
-                }
-                _ => StoreError::io("list", &dir, e),
-            })?;
-            for item in read {
-                let (name, kind) = item.map_err(|e| StoreError::io("list", &dir, e))?;
-                let Ok(name) = String::from_utf8(name) else {
-                    continue;
-                };
-                if name.starts_with('.') || kind != no_atime::Kind::File {
-                    continue;
-                }
-                entries.push(MessageEntry::from_name(folder, name));
-            }
+            self.list_folder_into(folder, &mut entries)?;
         }
         Ok(entries)
+    }
+
+    /// Add the messages of one folder to `entries`, in directory order.
+    pub(crate) fn list_folder_into(
+        &self,
+        folder: Folder,
+        entries: &mut Vec<MessageEntry>,
+    ) -> Result<()> {
+        let dir = self.root.join(folder.dir_name());
+        let read = no_atime::list(&dir).map_err(|e| match e.raw_os_error() {
+            // Opened with O_NOFOLLOW | O_DIRECTORY: a symbolic link, or not a folder.
+            Some(libc::ELOOP | libc::ENOTDIR) => StoreError::UnsafeMailbox { path: dir.clone() },
+            _ => StoreError::io("list", &dir, e),
+        })?;
+        for item in read {
+            let (name, kind) = item.map_err(|e| StoreError::io("list", &dir, e))?;
+            let Ok(name) = String::from_utf8(name) else {
+                continue;
+            };
+            if name.starts_with('.') || kind != no_atime::Kind::File {
+                continue;
+            }
+            entries.push(MessageEntry::from_name(folder, name));
+        }
+        Ok(())
     }
 
     /// `entries` in delivery order: the time in the name, else the file's mtime; then the name.

@@ -78,13 +78,36 @@ pub struct Snapshot {
 pub struct ChangeStamp {
     new_mtime_ns: i128,
     cur_mtime_ns: i128,
-    settled: bool,
+    new_settled: bool,
+    cur_settled: bool,
 }
 
 impl ChangeStamp {
     /// Whether an equal stamp later proves that nothing changed in between.
     pub fn is_settled(&self) -> bool {
-        self.settled
+        self.new_settled && self.cur_settled
+    }
+
+    /// Whether `folder` is the same in `self`, taken now, as in `earlier`: the same time,
+    /// settled in both or in neither, and settled unless `trust_unsettled` (a caller that
+    /// accepts that a change in the same tick as the earlier look shows only later).
+    pub fn unchanged_since(
+        &self,
+        earlier: &ChangeStamp,
+        folder: Folder,
+        trust_unsettled: bool,
+    ) -> bool {
+        let (now, then) = match folder {
+            Folder::New => (
+                (self.new_mtime_ns, self.new_settled),
+                (earlier.new_mtime_ns, earlier.new_settled),
+            ),
+            Folder::Cur => (
+                (self.cur_mtime_ns, self.cur_settled),
+                (earlier.cur_mtime_ns, earlier.cur_settled),
+            ),
+        };
+        now == then && (now.1 || trust_unsettled)
     }
 }
 
@@ -364,6 +387,14 @@ fn quick_parse(text: &str) -> Option<QuickList<'_>> {
         text,
         uids,
     })
+}
+
+/// What [`Maildir::assign_uids`] found or gave: the mailbox's UIDVALIDITY and next UID, and
+/// the UIDs of the messages asked for, in their order.
+struct Numbered {
+    uid_validity: u32,
+    next_uid: u32,
+    uids: Vec<u32>,
 }
 
 /// Up to this many messages, [`Maildir::assign_uids`] looks them up by [`scan_for`].
@@ -746,33 +777,8 @@ impl Maildir {
         let mut entries = self.list_unordered()?;
         let mut recent = HashSet::new();
         if take_recent {
-            let mut raced = false;
-            for entry in entries.iter_mut().filter(|e| e.folder() == Folder::New) {
-                // A name that already carries info (flags) keeps it.
-                let name = if entry.file_name().contains(':') {
-                    entry.file_name().to_owned()
-                } else {
-                    format!("{}:2,", entry.file_name())
-                };
-                let from = self.entry_path(entry);
-                let to = self.path().join("cur").join(&name);
-                match fs::rename(&from, &to) {
-                    Ok(()) => {
-                        recent.insert(entry.base().to_owned());
-                        *entry = MessageEntry::from_name(Folder::Cur, name);
-                    }
-                    // Another session took it first: not recent for us.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => raced = true,
-                    Err(e) => return Err(StoreError::io("move into cur/", from, e)),
-                }
-            }
-            // No fsync of the folders for these renames, as for flag changes: a crash that
-            // undoes one only puts the message back in new/, under the same name and so the
-            // same UID, where the next session sees it \Recent again. Dovecot does not sync
-            // them either; on a journaled file system each would wait for a journal commit.
-            if !recent.is_empty() {
-                self.note_change();
-            }
+            let raced;
+            (recent, raced) = self.take_into_cur(&mut entries)?;
             if raced {
                 entries = self.list_unordered()?;
             }
@@ -808,6 +814,106 @@ impl Maildir {
         let mut list = self.read_uidlist()?;
         self.assign_locked(&mut list, &entries)?;
         Ok(list.snapshot(&list.index(), entries, &recent))
+    }
+
+    /// Move the messages of `entries` that are in `new/` into `cur/` (`NAME:2,`), updating
+    /// `entries`: the base names of those moved (recent to the caller), and whether another
+    /// session moved one first (then `entries` is out of date).
+    fn take_into_cur(&self, entries: &mut [MessageEntry]) -> Result<(HashSet<String>, bool)> {
+        let mut recent = HashSet::new();
+        let mut raced = false;
+        for entry in entries.iter_mut().filter(|e| e.folder() == Folder::New) {
+            // A name that already carries info (flags) keeps it.
+            let name = if entry.file_name().contains(':') {
+                entry.file_name().to_owned()
+            } else {
+                format!("{}:2,", entry.file_name())
+            };
+            let from = self.entry_path(entry);
+            let to = self.path().join("cur").join(&name);
+            match fs::rename(&from, &to) {
+                Ok(()) => {
+                    recent.insert(entry.base().to_owned());
+                    *entry = MessageEntry::from_name(Folder::Cur, name);
+                }
+                // Another session took it first: not recent for us.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => raced = true,
+                Err(e) => return Err(StoreError::io("move into cur/", from, e)),
+            }
+        }
+        // No fsync of the folders for these renames, as for flag changes: a crash that undoes
+        // one only puts the message back in new/, under the same name and so the same UID,
+        // where the next session sees it \Recent again. Dovecot does not sync them either; on
+        // a journaled file system each would wait for a journal commit.
+        if !recent.is_empty() {
+            self.note_change();
+        }
+        Ok((recent, raced))
+    }
+
+    /// The messages in `new/` with their UIDs, for a caller that knows `cur/` is as it was
+    /// when it last listed it ([`ChangeStamp::unchanged_since`]): a delivery into a selected
+    /// mailbox of 100,000 messages then costs a listing of `new/`, not of both folders (most
+    /// of an APPEND's time there). With `take_recent` they are first moved into `cur/`, as
+    /// [`Maildir::sync_uids`] does. The snapshot holds only these messages.
+    ///
+    /// `None` when the caller must list both folders after all: another session moved one of
+    /// them first (so `cur/` changed), or the uidlist is missing or not clean (the full sync
+    /// repairs it).
+    ///
+    /// # Errors
+    /// `new/` cannot be listed, a message cannot be moved, or the uidlist cannot be read,
+    /// locked or written.
+    pub fn sync_new_uids(&self, take_recent: bool) -> Result<Option<Snapshot>> {
+        let mut entries = Vec::new();
+        self.list_folder_into(Folder::New, &mut entries)?;
+        let mut recent = HashSet::new();
+        if take_recent {
+            let raced;
+            (recent, raced) = self.take_into_cur(&mut entries)?;
+            if raced {
+                return Ok(None);
+            }
+        }
+        let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
+        let looked_up = {
+            let text = String::from_utf8_lossy(&bytes);
+            let bases: Vec<&str> = entries.iter().map(MessageEntry::base).collect();
+            if bases.len() <= FEW {
+                scan_for(&text, &bases)
+            } else {
+                quick_parse(&text).map(|quick| {
+                    let uids = bases.iter().map(|base| quick.uid_of(base)).collect();
+                    (quick.uid_validity, quick.next_uid, uids)
+                })
+            }
+        };
+        let Some((uid_validity, uid_next, found)) = looked_up else {
+            return Ok(None);
+        };
+        if found.iter().all(Option::is_some) {
+            let mut found = found.into_iter();
+            return Ok(Some(snapshot(
+                uid_validity,
+                uid_next,
+                |_| found.next().flatten(),
+                entries,
+                &recent,
+            )));
+        }
+        // Delivered by a program that does not number its mail: number it now, in delivery
+        // order, as the full sync would.
+        let entries = self.in_delivery_order(entries);
+        let covered = commit_order::covers_maildir(self.path());
+        let numbered = self.assign_uids(&entries, covered)?;
+        let mut uids = numbered.uids.into_iter();
+        Ok(Some(snapshot(
+            numbered.uid_validity,
+            numbered.next_uid,
+            |_| uids.next(),
+            entries,
+            &recent,
+        )))
     }
 
     /// Under the lock: give every listed message that has no UID the next ones, in the
@@ -901,7 +1007,7 @@ impl Maildir {
             // No sync may have happened after the links: make the names durable all the same.
             let _ = self.sync_folders(&[Folder::New]);
         }
-        numbered
+        numbered.map(|numbered| (numbered.uid_validity, numbered.uids))
     }
 
     /// The UIDs of `entries`, assigning them under the lock when the uidlist does not have
@@ -914,7 +1020,7 @@ impl Maildir {
     /// their names into a list and a map to look up one (`imap_memory --only size`).
     ///
     /// `covered`: a later sync commits every earlier change ([`commit_order`]).
-    fn assign_uids(&self, entries: &[MessageEntry], covered: bool) -> Result<(u32, Vec<u32>)> {
+    fn assign_uids(&self, entries: &[MessageEntry], covered: bool) -> Result<Numbered> {
         let _lock = self.lock_uidlist()?;
         let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
@@ -963,7 +1069,11 @@ impl Maildir {
             .is_some_and(|list| !list.exists || list.needs_rewrite);
         if appended.is_empty() && !rewrite {
             self.sync_uidlist_as_written()?;
-            return Ok((uid_validity, uids));
+            return Ok(Numbered {
+                uid_validity,
+                next_uid,
+                uids,
+            });
         }
         match full {
             Some(mut list) if rewrite => {
@@ -971,12 +1081,20 @@ impl Maildir {
                 list.records.extend(appended.iter().cloned());
                 // A new uidlist gets its UIDVALIDITY here; the rewrite syncs the folder too.
                 self.write_uidlist(&mut list, &appended, true)?;
-                Ok((list.uid_validity, uids))
+                Ok(Numbered {
+                    uid_validity: list.uid_validity,
+                    next_uid,
+                    uids,
+                })
             }
             _ => {
                 self.append_to_uidlist(&appended)?;
                 self.sync_uidlist_folder_unless(covered)?;
-                Ok((uid_validity, uids))
+                Ok(Numbered {
+                    uid_validity,
+                    next_uid,
+                    uids,
+                })
             }
         }
     }
@@ -1034,13 +1152,12 @@ impl Maildir {
         let new_mtime_ns = stat(Folder::New)?;
         let cur_mtime_ns = stat(Folder::Cur)?;
         let now = super::unix_now();
-        let settled = [new_mtime_ns, cur_mtime_ns]
-            .iter()
-            .all(|&ns| super::time_is_settled(ns.div_euclid(1_000_000_000) as i64, now));
+        let settled = |ns: i128| super::time_is_settled(ns.div_euclid(1_000_000_000) as i64, now);
         Ok(ChangeStamp {
             new_mtime_ns,
             cur_mtime_ns,
-            settled,
+            new_settled: settled(new_mtime_ns),
+            cur_settled: settled(cur_mtime_ns),
         })
     }
 }
@@ -1399,6 +1516,54 @@ mod tests {
                 assert!(uids.contains(&(m.uid, m.entry.base().to_owned())));
             }
         }
+    }
+
+    #[test]
+    fn sync_new_uids_numbers_what_is_in_new_and_leaves_repairs_to_the_full_sync() {
+        let (_dir, maildir) = maildir();
+        deliver(&maildir, "a\n");
+        let first = maildir.sync_uids(true).unwrap();
+        assert_eq!(first.messages.len(), 1);
+        // Nothing in new/: nothing found, the mailbox's numbers as they are.
+        let empty = maildir.sync_new_uids(true).unwrap().unwrap();
+        assert!(empty.messages.is_empty());
+        assert_eq!(
+            (empty.uid_validity, empty.uid_next),
+            (first.uid_validity, 2)
+        );
+        // Mail delivered without a UID: numbered, taken into cur/, recent.
+        deliver(&maildir, "b\n");
+        deliver(&maildir, "c\n");
+        let found = maildir.sync_new_uids(true).unwrap().unwrap();
+        let uids: Vec<u32> = found.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [2, 3]);
+        assert!(found
+            .messages
+            .iter()
+            .all(|m| m.recent && m.entry.folder() == Folder::Cur));
+        assert_eq!(found.uid_next, 4);
+        let all = maildir.sync_uids(false).unwrap();
+        let uids: Vec<u32> = all.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [1, 2, 3], "the same UIDs for every reader");
+        // Without taking them, mail in new/ stays there, under the UID it has.
+        deliver(&maildir, "d\n");
+        let kept = maildir.sync_new_uids(false).unwrap().unwrap();
+        assert_eq!(kept.messages[0].uid, 4);
+        assert_eq!(kept.messages[0].entry.folder(), Folder::New);
+        // A damaged uidlist is the full sync's to repair.
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(maildir.path().join(UIDLIST))
+            .unwrap();
+        file.write_all(b"torn line\n").unwrap();
+        assert!(maildir.sync_new_uids(true).unwrap().is_none());
+        let repaired = maildir.sync_uids(true).unwrap();
+        let uids: Vec<u32> = repaired.messages.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [1, 2, 3, 4]);
+        assert!(
+            maildir.sync_new_uids(true).unwrap().is_some(),
+            "clean again"
+        );
     }
 
     #[test]
