@@ -397,6 +397,88 @@ struct Numbered {
     uids: Vec<u32>,
 }
 
+/// [`tail_lookup`] reads this much of the uidlist's end, and the file's first line from up to
+/// this much of its start.
+const TAIL: usize = 64 * 1024;
+
+/// The UIDVALIDITY, the next UID and the UIDs of `bases` from the first line and the last
+/// [`TAIL`] octets of a uidlist of `size` octets, read with `read_at`: the uidlist is appended
+/// to in UID order, so mail numbered lately (an APPEND, a delivery) has its line near the end,
+/// and a look at `new/` need not read 100,000 lines to find it. As [`scan_for`] over the part
+/// read, the last line naming a message counting; `None` when the file is small (read it
+/// whole), the header is not version 3 with a GUID, a line read does not parse or runs out of
+/// order, the file does not end with a whole line, or a name is not in the part read.
+fn tail_lookup(
+    size: usize,
+    bases: &[&str],
+    read_at: impl Fn(&mut [u8], u64) -> io::Result<usize>,
+) -> io::Result<Option<(u32, u32, Vec<u32>)>> {
+    if size <= 2 * TAIL {
+        return Ok(None);
+    }
+    let read_exact_at = |len: usize, offset: usize| -> io::Result<Option<Vec<u8>>> {
+        let mut buf = vec![0; len];
+        let mut done = 0;
+        while done < len {
+            match read_at(&mut buf[done..], (offset + done) as u64)? {
+                0 => return Ok(None),
+                n => done += n,
+            }
+        }
+        Ok(Some(buf))
+    };
+    let Some(head) = read_exact_at(TAIL, 0)? else {
+        return Ok(None);
+    };
+    let Some(header) = head
+        .split(|&b| b == b'\n')
+        .next()
+        .filter(|line| line.len() < head.len())
+        .and_then(|line| std::str::from_utf8(line).ok())
+        .and_then(parse_header)
+    else {
+        return Ok(None);
+    };
+    if header.version != 3 || header.guid.is_none() {
+        return Ok(None);
+    }
+    let Some(tail) = read_exact_at(TAIL, size - TAIL)? else {
+        return Ok(None);
+    };
+    // From the first whole line on; the last line must be whole too.
+    let Some(start) = tail.iter().position(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let Some(body) = tail[start + 1..].strip_suffix(b"\n") else {
+        return Ok(None);
+    };
+    let Ok(body) = std::str::from_utf8(body) else {
+        return Ok(None);
+    };
+    let mut found = vec![None; bases.len()];
+    let mut max_uid = 0;
+    for line in body.split('\n') {
+        let Some((uid, _, base)) = parse_record(line) else {
+            return Ok(None);
+        };
+        if uid <= max_uid {
+            return Ok(None);
+        }
+        max_uid = uid;
+        for (slot, _) in found.iter_mut().zip(bases).filter(|(_, b)| **b == base) {
+            *slot = Some(uid);
+        }
+    }
+    let Some(uids) = found.into_iter().collect::<Option<Vec<u32>>>() else {
+        return Ok(None);
+    };
+    Ok(Some((
+        header.uid_validity,
+        header.next_uid.max(max_uid.saturating_add(1)),
+        uids,
+    )))
+}
+
 /// Up to this many messages, [`Maildir::assign_uids`] looks them up by [`scan_for`].
 const FEW: usize = 8;
 
@@ -875,6 +957,20 @@ impl Maildir {
                 return Ok(None);
             }
         }
+        // Mail numbered lately is found at the uidlist's end: 1 ms instead of 5 at 100,000
+        // messages.
+        if !entries.is_empty() && entries.len() <= FEW {
+            if let Some((uid_validity, uid_next, uids)) = self.tail_lookup(&entries)? {
+                let mut uids = uids.into_iter();
+                return Ok(Some(snapshot(
+                    uid_validity,
+                    uid_next,
+                    |_| uids.next(),
+                    entries,
+                    &recent,
+                )));
+            }
+        }
         let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
         let looked_up = {
             let text = String::from_utf8_lossy(&bytes);
@@ -914,6 +1010,22 @@ impl Maildir {
             entries,
             &recent,
         )))
+    }
+
+    /// [`tail_lookup`] on this Maildir's uidlist.
+    fn tail_lookup(&self, entries: &[MessageEntry]) -> Result<Option<(u32, u32, Vec<u32>)>> {
+        use std::os::unix::fs::FileExt;
+        let path = self.uidlist_path();
+        let found = super::no_atime::open_file(&path).and_then(|file| {
+            let size = file.metadata()?.len() as usize;
+            let bases: Vec<&str> = entries.iter().map(MessageEntry::base).collect();
+            tail_lookup(size, &bases, |buf, offset| file.read_at(buf, offset))
+        });
+        match found {
+            Ok(found) => Ok(found),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", path, e)),
+        }
     }
 
     /// Under the lock: give every listed message that has no UID the next ones, in the
@@ -1217,6 +1329,43 @@ mod tests {
         assert!(UidList::parse(&twice).needs_rewrite);
         assert_eq!(scan_for(&twice, &["a"]), Some((7, 4, vec![Some(2)])));
         assert_eq!(UidList::parse(&twice).index().get("a"), Some(&2));
+    }
+
+    #[test]
+    fn tail_lookup_agrees_with_scan_for_or_declines() {
+        let mut text = format!("3 V7 N1 G{GUID}\n");
+        for uid in 1..=4_000 {
+            text.push_str(&format!("{uid} :1700000000.M{uid}P1Q{uid}.host\n"));
+        }
+        // A name listed again later: the later line counts.
+        text.push_str("4001 :1700000000.M3999P1Q3999.host\n");
+        let lookup = |text: &str, bases: &[&str]| {
+            let bytes = text.as_bytes();
+            tail_lookup(bytes.len(), bases, |buf, offset| {
+                let rest = &bytes[(offset as usize).min(bytes.len())..];
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                Ok(n)
+            })
+            .unwrap()
+        };
+        let (late, again) = (
+            "1700000000.M4000P1Q4000.host",
+            "1700000000.M3999P1Q3999.host",
+        );
+        let found = lookup(&text, &[late, again]).expect("both are in the tail");
+        let (uid_validity, next_uid, scanned) = scan_for(&text, &[late, again]).unwrap();
+        assert_eq!(found, (uid_validity, next_uid, vec![4000, 4001]));
+        assert_eq!(scanned, [Some(4000), Some(4001)]);
+        // Early in the file, or not in it: the caller reads it whole.
+        assert_eq!(lookup(&text, &["1700000000.M5P1Q5.host"]), None);
+        assert_eq!(lookup(&text, &["absent"]), None);
+        // A torn last line, a line out of order, an old header, a small file: declined.
+        assert_eq!(lookup(&format!("{text}4002 :x"), &[late]), None);
+        assert_eq!(lookup(&format!("{text}3 :y\n"), &[late]), None);
+        let old = text.replacen(&format!("3 V7 N1 G{GUID}"), "3 V7 N1", 1);
+        assert_eq!(lookup(&old, &[late]), None);
+        assert_eq!(lookup(&text[..2 * TAIL - 100], &[late]), None);
     }
 
     #[test]
