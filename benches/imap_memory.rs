@@ -7,8 +7,9 @@
 //!   with its index), answers SELECT, `FETCH 1:* (FLAGS)` and `UID SEARCH UNSEEN`, each timed
 //!   alone; then serve-imap once more in the warm run's process, as a long-running server
 //!   answers. Last, each server takes 5 APPENDs of a 2 KiB message into the mailbox,
-//!   selected, then 5 more with nothing selected (as a client saves to Sent), each timed
-//!   alone (the medians are printed). Memory: serve-imap's RSS growth from before LOGIN to
+//!   selected, then 5 more with nothing selected (as a client saves to Sent), then 5 flag
+//!   changes of one message each followed by NOOP (as a client marks messages one at a
+//!   time), each timed alone (the medians are printed). Memory: serve-imap's RSS growth from before LOGIN to
 //!   after SELECT (the per-session state, per message) and its peak; Dovecot's `imap`
 //!   process (one per session) the same.
 //! - **big**: `UID FETCH 1 BODY.PEEK[]` of one 100 MiB message, and APPEND of one, each with
@@ -153,6 +154,28 @@ fn append_run(addr: SocketAddr, user: &str, messages: usize, selected: bool) -> 
     times[APPENDS / 2]
 }
 
+/// With `user`'s mailbox selected, `UID STORE n +FLAGS (\Flagged)` of one message then NOOP,
+/// as a client marks messages one at a time, for 5 messages, each pair timed alone; returns
+/// the median. The NOOP is where a server that does not trust its own change lists the
+/// mailbox again.
+fn flag_run(addr: SocketAddr, user: &str) -> Duration {
+    const FLAGS: u64 = 5;
+    let mut client = Client::login(addr, 1 << 20, user, user).unwrap();
+    client.command("SELECT INBOX").unwrap();
+    let mut times = Vec::new();
+    for uid in 1..=FLAGS {
+        let started = Instant::now();
+        client
+            .command(&format!("UID STORE {uid} +FLAGS (\\Flagged)"))
+            .unwrap();
+        client.command("NOOP").unwrap();
+        times.push(started.elapsed());
+    }
+    client.logout().unwrap();
+    times.sort();
+    times[times.len() / 2]
+}
+
 /// SELECT, `FETCH 1:* (FLAGS)`, `UID SEARCH UNSEEN` on `user`'s mailbox of `messages`.
 /// `rss` gives (RSS, peak RSS) of the serving process once logged in.
 fn size_run(
@@ -213,6 +236,7 @@ fn size(dir: &Path, messages: usize) {
     // already in place; the peak RSS is then the process's).
     let mut ours = Vec::new();
     let mut ours_append = [Duration::ZERO; 2];
+    let mut ours_flag = Duration::ZERO;
     for run in ["cold", "warm"] {
         let server = Serve::start(
             &ours_path,
@@ -230,6 +254,7 @@ fn size(dir: &Path, messages: usize) {
             // Last, as it changes the mailbox.
             ours_append =
                 [true, false].map(|selected| append_run(server.addr, user, messages, selected));
+            ours_flag = flag_run(server.addr, user);
         }
     }
     // Dovecot: one `imap` process per session (its default, service_count = 1).
@@ -255,6 +280,7 @@ fn size(dir: &Path, messages: usize) {
         thread::sleep(Duration::from_millis(100));
     }
     let theirs_append = [true, false].map(|selected| append_run(addr, user, messages, selected));
+    let theirs_flag = flag_run(addr, user);
     drop(dovecot);
 
     println!();
@@ -307,6 +333,12 @@ fn size(dir: &Path, messages: usize) {
             ours_append[i].as_secs_f64() / theirs_append[i].as_secs_f64()
         );
     }
+    println!(
+        "STORE +FLAGS (\\Flagged) of one message, then NOOP, selected (median of 5): serve-imap {:.1} ms, Dovecot {:.1} ms: **{:.2}x**",
+        ours_flag.as_secs_f64() * 1e3,
+        theirs_flag.as_secs_f64() * 1e3,
+        ours_flag.as_secs_f64() / theirs_flag.as_secs_f64()
+    );
     println!(
         "per message selected: serve-imap {:.0} B, Dovecot {:.0} B (RSS growth from before LOGIN to after SELECT, warm)",
         o.selected_kib as f64 * 1024.0 / messages as f64,

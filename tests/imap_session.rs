@@ -1432,3 +1432,53 @@ fn a_change_hidden_in_the_tick_of_the_sessions_own_moves_shows_later() {
     assert!(out.contains("* 5 EXISTS"), "{out}");
     assert_eq!(uid_view(&mut a.session, "v"), fresh_view(&a.store));
 }
+
+thread_local! {
+    /// What [`during_a_wait_for_the_disk`] does at the next wait of this thread's store.
+    static DURING_THE_WAIT: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        std::cell::RefCell::new(None);
+}
+
+/// The store's hook for its waits for the disk (fsyncs): here it runs, once, what the test on
+/// this thread put in [`DURING_THE_WAIT`], as another session would in that moment.
+fn during_a_wait_for_the_disk(wait: &mut dyn FnMut()) {
+    if let Some(action) = DURING_THE_WAIT.with(|a| a.borrow_mut().take()) {
+        action();
+    }
+    wait();
+}
+
+#[test]
+fn another_sessions_change_during_the_sessions_own_expunge_shows_at_the_next_noop() {
+    mailtool::store::on_blocking(during_a_wait_for_the_disk);
+    let mut a = Harness::new();
+    for _ in 0..3 {
+        a.deliver(MESSAGE);
+    }
+    a.select();
+    let out = a.send(b"a1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n");
+    assert!(out.contains("a1 OK"), "{out}");
+    // While the EXPUNGE waits for the disk, another session of this server flags message 2:
+    // the folders' times after the EXPUNGE are then not the session's own doing alone.
+    let other = a.inbox();
+    DURING_THE_WAIT.with(|action| {
+        *action.borrow_mut() = Some(Box::new(move || {
+            let mut entries = other.list().unwrap();
+            entries.sort_by(|x, y| x.file_name().cmp(y.file_name()));
+            let second = entries
+                .iter()
+                .find(|e| !e.has_flag('T'))
+                .expect("a message not deleted");
+            other.update_flags(second, |_| "F".to_owned()).unwrap();
+        }));
+    });
+    let out = a.send(b"a2 EXPUNGE\r\n");
+    assert!(out.contains("* 1 EXPUNGE"), "{out}");
+    assert!(
+        DURING_THE_WAIT.with(|a| a.borrow().is_none()),
+        "the EXPUNGE waited for the disk"
+    );
+    let out = a.send(b"a3 NOOP\r\n");
+    assert!(out.contains("FETCH (FLAGS (\\Flagged"), "{out}");
+    assert_eq!(uid_view(&mut a.session, "v"), fresh_view(&a.store));
+}

@@ -645,6 +645,44 @@ impl Session {
         }
     }
 
+    /// Run `change`, a command that renames or removes messages of the selected mailbox and
+    /// updates the session's view to match (STORE, EXPUNGE). When the folders were as the
+    /// session last saw them, and no other session of this process changed the mailbox
+    /// meanwhile, the folders' times after it are the session's own doing: they are kept, and
+    /// trusted for a moment as after its moves into `cur/` (`Selected::trusted_until`), so that
+    /// the next look does not list a mailbox of 100,000 messages again to find only the
+    /// session's own changes (Dovecot's index records its own changes likewise).
+    pub(super) fn own_change<T>(&mut self, change: impl FnOnce(&mut Self) -> T) -> T {
+        let before = self.selected.as_ref().and_then(|selected| {
+            let recorded = selected.stamp?;
+            let now = selected.maildir.change_stamp().ok()?;
+            let as_seen = [Folder::New, Folder::Cur]
+                .into_iter()
+                .all(|folder| now.unchanged_since(&recorded, folder, true));
+            as_seen.then(|| {
+                (
+                    selected.maildir.local_changes(),
+                    selected.maildir.own_changes(),
+                )
+            })
+        });
+        let result = change(self);
+        let (Some((tally, own)), Some(selected)) = (before, self.selected.as_mut()) else {
+            return result;
+        };
+        let tally_now = selected.maildir.local_changes();
+        let by_this_session = selected.maildir.own_changes().wrapping_sub(own);
+        if by_this_session > 0 && by_this_session == tally_now.wrapping_sub(tally) {
+            if let Ok(after) = selected.maildir.change_stamp() {
+                let now = Instant::now();
+                selected.stamp = Some(after);
+                selected.looked = Some((now, tally_now));
+                selected.trusted_until = Some(now + QUICK_LOOK_WINDOW);
+            }
+        }
+        result
+    }
+
     /// A look at the selected mailbox failed: the session goes on with what it knows, and the
     /// error goes to the log.
     fn report_store_error(&mut self, error: crate::store::StoreError) {

@@ -216,7 +216,10 @@ pub(super) const QUICK_LOOK_WINDOW: std::time::Duration = std::time::Duration::f
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Sync {
     /// Re-read the Maildir unless its directories are unchanged and settled: NOOP, IDLE and
-    /// every other command, so a change hidden in the same tick shows up there.
+    /// every other command, so a change hidden in the same tick shows up there. Only a folder
+    /// that changed is read again when `cur/` did not (a delivery, an APPEND: `new/` alone);
+    /// and for a moment after the session's own moves into `cur/`, the folders' times it
+    /// saw after them count as settled (see `Selected::trusted_until`).
     Full,
     /// Re-read it only when its directories' times changed, settled or not, as Dovecot's
     /// FETCH, STORE and SEARCH do (`MAILBOX_SYNC_FLAG_FAST`): a client that fetches a
@@ -933,8 +936,14 @@ impl Session {
                 self.selected = None;
                 (Some(Reply::ok("UNSELECT completed")), true)
             }
-            Expunge => (Some(self.expunge(None, out)), true),
-            ExpungeUid { sequence_set } => (Some(self.expunge(Some(&sequence_set), out)), true),
+            Expunge => (
+                Some(self.own_change(|session| session.expunge(None, out))),
+                true,
+            ),
+            ExpungeUid { sequence_set } => (
+                Some(self.own_change(|session| session.expunge(Some(&sequence_set), out))),
+                true,
+            ),
             Search {
                 charset,
                 criteria,
@@ -955,7 +964,9 @@ impl Session {
                 flags,
                 uid,
             } => (
-                Some(self.store_flags(&sequence_set, kind, response, &flags, uid, out)),
+                Some(self.own_change(|session| {
+                    session.store_flags(&sequence_set, kind, response, &flags, uid, out)
+                })),
                 uid,
             ),
             Copy {

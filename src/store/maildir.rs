@@ -12,6 +12,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::lock::{self, LockGuard};
@@ -161,6 +162,8 @@ fn time_from_name(name: &str) -> Option<(u64, u64)> {
 #[derive(Debug, Clone)]
 pub struct Maildir {
     root: PathBuf,
+    /// The changes made through this handle and its clones (see [`Maildir::own_changes`]).
+    own_changes: Arc<AtomicU64>,
 }
 
 /// Refuse a folder that is a symbolic link (or not a directory): following it would serve or
@@ -187,9 +190,14 @@ impl Maildir {
                 path: path.to_owned(),
             });
         }
-        Ok(Maildir {
-            root: path.to_owned(),
-        })
+        Ok(Maildir::at(path.to_owned()))
+    }
+
+    fn at(root: PathBuf) -> Maildir {
+        Maildir {
+            root,
+            own_changes: Arc::default(),
+        }
     }
 
     /// Create `path` with `tmp/`, `new/` and `cur/` (mode 0700), or complete an existing one.
@@ -569,6 +577,14 @@ impl Maildir {
     /// Count a change this process made to `new/` or `cur/` (see `local_changes`).
     pub(crate) fn note_change(&self) {
         super::local_changes::note(&self.root);
+        self.own_changes.fetch_add(1, AtomicOrdering::AcqRel);
+    }
+
+    /// How many of [`Maildir::local_changes`] were made through this handle (or a clone): a
+    /// session that sees both move by the same count during its command knows that the
+    /// folders' new times are its own doing.
+    pub fn own_changes(&self) -> u64 {
+        self.own_changes.load(AtomicOrdering::Acquire)
     }
 
     /// How many changes this process made to the Maildir so far: while it stays the same,
@@ -643,9 +659,7 @@ impl Delivery {
     /// # Errors
     /// As for [`Delivery::commit`].
     pub fn commit_as(self, flags: &str, received: Option<SystemTime>) -> Result<MessageEntry> {
-        let maildir = Maildir {
-            root: self.root.clone(),
-        };
+        let maildir = Maildir::at(self.root.clone());
         let (entry, in_order) = self.link(flags, received)?;
         // Where the file system commits in order, this one commit also makes the bytes durable
         // (see `link_as`).
