@@ -306,6 +306,49 @@ fn idle_announces_a_delivery_within_seconds() {
 }
 
 #[test]
+fn idle_announces_a_change_hidden_in_the_tick_of_its_own_move_before_the_next_poll() {
+    use std::os::unix::fs::MetadataExt;
+    let store = TempStore::demo();
+    let server = serve(&store);
+    let mut imap = login(&server);
+    imap.send_raw(b"i1 IDLE\r\n");
+    let line = imap.read_line().unwrap();
+    assert!(line.starts_with("+ "), "{line}");
+    // Another program delivers; the idling session takes the mail into cur/ and announces it.
+    let inbox = store.path().join("asterix");
+    let base = "1800000000.M1P1Q1.elsewhere";
+    let tmp = inbox.join("tmp").join(base);
+    fs::write(&tmp, "Subject: late\r\n\r\nwhile idling\r\n").unwrap();
+    fs::rename(&tmp, inbox.join("new").join(base)).unwrap();
+    let line = imap.read_line().unwrap();
+    assert_eq!(line, format!("* {} EXISTS\r\n", ASTERIX_MESSAGES + 1));
+    let line = imap.read_line().unwrap();
+    assert!(line.ends_with(" RECENT\r\n"), "{line}");
+    // At once, another program flags it and puts cur/'s time back as the session's own move
+    // left it, as a change in the same clock tick would: the look its change wakes may find
+    // nothing new, and the session trusts that time for a second only.
+    let cur = inbox.join("cur");
+    let taken = cur.join(format!("{base}:2,"));
+    let time = fs::metadata(&cur).unwrap();
+    let (secs, nanos) = (time.mtime(), time.mtime_nsec());
+    fs::rename(&taken, cur.join(format!("{base}:2,F"))).unwrap();
+    let back = std::time::UNIX_EPOCH + Duration::new(secs as u64, nanos as u32);
+    fs::File::open(&cur).unwrap().set_modified(back).unwrap();
+    let changed = Instant::now();
+    let line = imap.read_line().unwrap();
+    assert!(line.contains("FETCH (FLAGS (\\Flagged"), "{line}");
+    // Before the watched IDLE's next poll (10 s): once the second of trust is over.
+    assert!(
+        changed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        changed.elapsed()
+    );
+    imap.send_raw(b"DONE\r\n");
+    let last = imap.read_until_tagged("i1").pop().unwrap();
+    assert!(last.starts_with("i1 OK"), "{last}");
+}
+
+#[test]
 fn a_connection_quiet_for_a_moment_still_reads_long_commands_big_literals_and_done_whole() {
     // After a second without a word the server keeps a read buffer of 64 octets only: what
     // comes after must arrive whole, however long.

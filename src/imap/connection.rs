@@ -27,6 +27,8 @@ const READ_QUIET: usize = 64;
 /// finds them, one that went quiet costs less (10,000 quiet connections over 64 users:
 /// 52 MiB, not 61).
 const SHED_AFTER: Duration = Duration::from_secs(1);
+/// How long after the end of [`Session::look_again_within`] an IDLE session looks again.
+const TRUST_MARGIN: Duration = Duration::from_millis(10);
 /// How long a shutdown's `BYE` may take to send.
 const BYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often an IDLE session looks for changes when its mailbox cannot be watched.
@@ -231,6 +233,11 @@ async fn read<S: Stream>(
             (HIBERNATE_AFTER - waited).min(idle_timeout - waited)
         } else {
             idle_timeout - waited
+        };
+        // Just after the trust in its own changes' times ends (a second after them), look.
+        let wait = match session.look_again_within() {
+            Some(left) if idling => wait.min(left + TRUST_MARGIN),
+            _ => wait,
         };
         let got = match &watch {
             Some(watch) if idling => conn.read_within_or(buf, wait, watch.changed()).await?,

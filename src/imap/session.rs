@@ -331,6 +331,17 @@ impl Session {
         Some(selected.maildir.change_dirs())
     }
 
+    /// During IDLE, while the session trusts the folders' times its own changes left (for a
+    /// moment after them): how long until it no longer does. The driver should tick then, so
+    /// that what another program changed in that moment, unseen by the look its change woke,
+    /// is announced at once rather than at the next poll.
+    pub fn look_again_within(&self) -> Option<std::time::Duration> {
+        let selected = self.selected.as_ref().filter(|_| self.is_idling())?;
+        selected
+            .trusted_until?
+            .checked_duration_since(std::time::Instant::now())
+    }
+
     /// During IDLE: announce changes to the selected mailbox (EXISTS, EXPUNGE, FETCH FLAGS).
     pub fn tick(&mut self, out: &mut Vec<u8>) {
         if self.is_idling() {
