@@ -31,9 +31,11 @@ fn the_version_is_the_same_everywhere() {
     let changelog =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("CHANGELOG.md"))
             .unwrap();
+    // Changes not released yet go under "## [Unreleased]" on top, as Keep a Changelog has it;
+    // the latest release below it is the version Cargo.toml names.
     let latest = changelog
         .lines()
-        .find(|l| l.starts_with("## ["))
+        .find(|l| l.starts_with("## [") && !l.starts_with("## [Unreleased]"))
         .expect("a release heading in CHANGELOG.md");
     assert!(
         latest.starts_with(&format!("## [{VERSION}] - ")),
