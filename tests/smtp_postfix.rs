@@ -220,7 +220,14 @@ fn postfix_relays_to_serve_smtp_lmtp_and_bounces_unknown_users() {
     assert_arrived_as_sent(&holding(&to_asterix, 2), &mails[1].1, &postfix);
     assert_arrived_as_sent(&holding(&to_obelix, 2), &mails[1].1, &postfix);
     assert_arrived_as_sent(&holding(&to_obelix, 3), &mails[2].1, &postfix);
-    let log = postfix.maillog();
+    // Postfix logs a delivery once it has read our LMTP reply, which may be after the file
+    // is in place: wait for the lines a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = postfix.maillog();
+    while log.matches("status=sent (250 2.0.0").count() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        log = postfix.maillog();
+    }
     assert_eq!(
         log.matches("status=sent (250 2.0.0").count(),
         4,
