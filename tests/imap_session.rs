@@ -1482,3 +1482,29 @@ fn another_sessions_change_during_the_sessions_own_expunge_shows_at_the_next_noo
     assert!(out.contains("FETCH (FLAGS (\\Flagged"), "{out}");
     assert_eq!(uid_view(&mut a.session, "v"), fresh_view(&a.store));
 }
+
+#[test]
+fn mail_numbered_into_cur_unseen_is_not_skipped_by_a_look_at_new_alone() {
+    let mut a = Harness::new();
+    for _ in 0..3 {
+        a.deliver(MESSAGE);
+    }
+    a.select();
+    // The session's APPEND, taken into cur/ by its own look: it trusts cur/'s time a moment.
+    let command = format!("a1 APPEND INBOX {{{}+}}\r\n{MESSAGE}\r\n", MESSAGE.len());
+    let out = a.send(command.as_bytes());
+    assert!(out.contains("* 4 EXISTS"), "{out}");
+    // Another session takes new mail into cur/ and numbers it (UID 5), leaving cur/'s time
+    // as the session saw it (the same clock tick); then more mail comes into new/.
+    let cur = a.inbox().path().join("cur");
+    let time = fs::metadata(&cur).unwrap().modified().unwrap();
+    a.deliver(MESSAGE);
+    a.inbox().sync_uids(true).unwrap();
+    fs::File::open(&cur).unwrap().set_modified(time).unwrap();
+    a.deliver(MESSAGE);
+    // Announcing the new mail (UID 6) from a look at new/ alone would leave UID 5 out for
+    // good: the look sees its line and lists cur/ too.
+    let out = a.send(b"n1 NOOP\r\n");
+    assert!(out.contains("* 6 EXISTS"), "{out}");
+    assert_eq!(uid_view(&mut a.session, "v"), fresh_view(&a.store));
+}

@@ -10,6 +10,7 @@
 //! when this session changes a message; so a SELECT of a large mailbox that the store still
 //! holds costs no allocation per message.
 
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +24,7 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use super::response::{self, non_zero, Reply};
 use super::session::{Event, Session, Sync, QUICK_LOOK_WINDOW};
 use crate::store::maildir::Folder;
-use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, Snapshot, UidMessage};
+use crate::store::{ChangeStamp, Keywords, Maildir, MessageEntry, NewOnly, Snapshot, UidMessage};
 
 /// The selected mailbox.
 #[derive(Debug)]
@@ -50,11 +51,18 @@ pub(super) struct Selected {
     /// process's changes to it just before (see [`Sync::Quick`]).
     pub looked: Option<(Instant, u64)>,
     /// Until when a full look trusts `stamp` though it is not settled: it was taken just after
-    /// this session moved messages into `cur/`, with no other change by this process in
-    /// between. A change by another program in that same tick shows at the first full look
-    /// after this time, as with Dovecot's delayed refresh (`DIR_DELAYED_REFRESH`); without
-    /// it, every APPEND to a selected mailbox listed it whole again.
+    /// this session's own change (its moves into `cur/`, a STORE, an EXPUNGE; see
+    /// `Session::own_change`), with no other change by this process in between. What another
+    /// program changed while that change ran, or in the same clock tick, shows at the first
+    /// full look after this time, as with Dovecot's delayed refresh (`DIR_DELAYED_REFRESH`);
+    /// without it, every APPEND to a selected mailbox listed it whole again. (A message
+    /// another program numbered meanwhile is not skipped even then: see `accounted`.)
     pub trusted_until: Option<Instant>,
+    /// Every uidlist line up to this UID names a message the session holds or one gone from
+    /// the Maildir: the next UID less one, as of its last full listing or of a look at `new/`
+    /// alone that found every newer line naming mail in `new/`. A newer line naming anything
+    /// else sends the look to list `cur/` too, so that no message is skipped (UIDs only grow).
+    pub accounted: u32,
 }
 
 /// A message of a session that let go of its file names: its UID, and as bits its flag
@@ -481,6 +489,7 @@ impl Session {
             stamp,
             looked: stamp.map(|_| looked),
             trusted_until: None,
+            accounted: snapshot.uid_next.saturating_sub(1),
         };
         announce_flags(out, &selected.keywords, read_only);
         response::data(out, Data::Exists(selected.messages.len() as u32));
@@ -661,13 +670,17 @@ impl Session {
                 .all(|folder| now.unchanged_since(&recorded, folder, true));
             as_seen.then(|| {
                 (
+                    now,
+                    recorded,
                     selected.maildir.local_changes(),
                     selected.maildir.own_changes(),
                 )
             })
         });
         let result = change(self);
-        let (Some((tally, own)), Some(selected)) = (before, self.selected.as_mut()) else {
+        let (Some((before, recorded, tally, own)), Some(selected)) =
+            (before, self.selected.as_mut())
+        else {
             return result;
         };
         let tally_now = selected.maildir.local_changes();
@@ -675,7 +688,7 @@ impl Session {
         if by_this_session > 0 && by_this_session == tally_now.wrapping_sub(tally) {
             if let Ok(after) = selected.maildir.change_stamp() {
                 let now = Instant::now();
-                selected.stamp = Some(after);
+                selected.stamp = Some(after.after_own_change(&before, &recorded));
                 selected.looked = Some((now, tally_now));
                 selected.trusted_until = Some(now + QUICK_LOOK_WINDOW);
             }
@@ -733,17 +746,21 @@ impl Session {
             return;
         }
         let take_recent = !selected.read_only;
+        let mut only_new = None;
         // Only new/ changed (a delivery, an APPEND): list new/ alone, and keep what the session
         // knows of cur/.
-        let only_new = if cur_unchanged && !pending {
-            match selected.maildir.sync_new_uids(take_recent) {
-                Ok(found) => found,
+        let mut taken = HashSet::new();
+        if cur_unchanged && !pending {
+            match selected
+                .maildir
+                .sync_new_uids(take_recent, selected.accounted)
+            {
+                Ok(NewOnly::Found(snapshot)) => only_new = Some(snapshot),
+                Ok(NewOnly::ListAll { recent }) => taken = recent,
                 Err(error) => return self.report_store_error(error),
             }
-        } else {
-            None
-        };
-        let (snapshot, only_new) = match only_new {
+        }
+        let (mut snapshot, only_new) = match only_new {
             Some(snapshot) => (snapshot, true),
             None => match selected
                 .maildir
@@ -753,11 +770,20 @@ impl Session {
                 Err(error) => return self.report_store_error(error),
             },
         };
+        if !taken.is_empty() {
+            // Taken into cur/ by the look at new/ before it had to list both folders: recent
+            // to this session, which the full listing cannot tell any more.
+            for message in Arc::make_mut(&mut snapshot.messages) {
+                message.recent |= taken.contains(message.entry.base());
+            }
+        }
+        selected.accounted = snapshot.uid_next.saturating_sub(1);
         // Messages this look took from new/ into cur/ changed the folders' times itself: keep
         // the stamp taken after those renames, so that the next look does not list the
         // Maildir again for them. (Another program's change in between is found by the first
         // full look after `trusted_until`.)
-        let moved = take_recent && snapshot.messages.iter().any(|m| m.recent);
+        let moved =
+            take_recent && (snapshot.messages.iter().any(|m| m.recent) || !taken.is_empty());
         selected.trusted_until = None;
         if moved {
             let after = selected.maildir.change_stamp().ok();

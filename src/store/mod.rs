@@ -42,7 +42,7 @@ pub use folders::{MailboxInfo, Mailboxes};
 pub use keywords::Keywords;
 pub use maildir::{Delivery, Folder, Maildir, MessageEntry};
 pub use passwd::PasswdFile;
-pub use uidlist::{ChangeStamp, Snapshot, UidMessage};
+pub use uidlist::{ChangeStamp, NewOnly, Snapshot, UidMessage};
 pub use user_name::UserName;
 
 /// What can go wrong with the store; each message names the thing and, where there is one,

@@ -71,6 +71,16 @@ pub struct Snapshot {
     pub messages: Arc<Vec<UidMessage>>,
 }
 
+/// What [`Maildir::sync_new_uids`] found.
+#[derive(Debug)]
+pub enum NewOnly {
+    /// The messages in `new/` (moved into `cur/` when asked), with their UIDs.
+    Found(Snapshot),
+    /// Both folders must be listed; `recent` names the messages this look already took into
+    /// `cur/`, recent to the caller.
+    ListAll { recent: HashSet<String> },
+}
+
 /// Cheap evidence of whether a Maildir changed: the modification times of `new/` and `cur/`.
 /// [`ChangeStamp::is_settled`] is false while a change may still hide inside the same tick,
 /// and the caller must sync anyway.
@@ -86,6 +96,21 @@ impl ChangeStamp {
     /// Whether an equal stamp later proves that nothing changed in between.
     pub fn is_settled(&self) -> bool {
         self.new_settled && self.cur_settled
+    }
+
+    /// The stamp to keep after a change of the caller's own, between `before` and `self`
+    /// (taken after it), to a Maildir it last saw as `recorded`: `self`'s time for a folder
+    /// the change moved, `recorded`'s (time and settledness) for one it left alone, so that
+    /// a folder unsettled when last seen is not taken as settled now.
+    pub fn after_own_change(&self, before: &ChangeStamp, recorded: &ChangeStamp) -> ChangeStamp {
+        let mut kept = *self;
+        if self.new_mtime_ns == before.new_mtime_ns {
+            (kept.new_mtime_ns, kept.new_settled) = (recorded.new_mtime_ns, recorded.new_settled);
+        }
+        if self.cur_mtime_ns == before.cur_mtime_ns {
+            (kept.cur_mtime_ns, kept.cur_settled) = (recorded.cur_mtime_ns, recorded.cur_settled);
+        }
+        kept
     }
 
     /// Whether `folder` is the same in `self`, taken now, as in `earlier`: the same time,
@@ -389,94 +414,134 @@ fn quick_parse(text: &str) -> Option<QuickList<'_>> {
     })
 }
 
-/// What [`Maildir::assign_uids`] found or gave: the mailbox's UIDVALIDITY and next UID, and
-/// the UIDs of the messages asked for, in their order.
+/// What [`Maildir::assign_uids`] found or gave: the mailbox's UIDVALIDITY and the UIDs of
+/// the messages asked for, in their order.
 struct Numbered {
     uid_validity: u32,
-    next_uid: u32,
     uids: Vec<u32>,
 }
 
-/// [`tail_lookup`] reads this much of the uidlist's end, and the file's first line from up to
+/// [`NewLines::tail`] reads this much of the uidlist's end, and its first line from up to
 /// this much of its start.
 const TAIL: usize = 64 * 1024;
 
-/// The UIDVALIDITY, the next UID and the UIDs of `bases` from the first line and the last
-/// [`TAIL`] octets of a uidlist of `size` octets, read with `read_at`: the uidlist is appended
-/// to in UID order, so mail numbered lately (an APPEND, a delivery) has its line near the end,
-/// and a look at `new/` need not read 100,000 lines to find it. As [`scan_for`] over the part
-/// read, the last line naming a message counting; `None` when the file is small (read it
-/// whole), the header is not version 3 with a GUID, a line read does not parse or runs out of
-/// order, the file does not end with a whole line, or a name is not in the part read.
-fn tail_lookup(
-    size: usize,
-    bases: &[&str],
-    read_at: impl Fn(&mut [u8], u64) -> io::Result<usize>,
-) -> io::Result<Option<(u32, u32, Vec<u32>)>> {
-    if size <= 2 * TAIL {
-        return Ok(None);
+/// What the uidlist says of the messages a look found in `new/`, for a session whose newest
+/// UID is `newest`: the mailbox's UIDVALIDITY and next UID, and each message's UID if it has
+/// one. Only given when every line numbered above `newest` names one of those messages:
+/// a message numbered meanwhile that is not in `new/` (another session took it into
+/// `cur/`) must be found by a listing of `cur/` before any newer UID is announced, or the
+/// session could never show it (UIDs only grow).
+#[derive(Debug, PartialEq, Eq)]
+struct NewLines {
+    uid_validity: u32,
+    next_uid: u32,
+    uids: Vec<Option<u32>>,
+}
+
+impl NewLines {
+    /// Read a whole uidlist. `None` when it is not version 3 with a GUID, a line does not
+    /// parse or runs out of order, or a line above `newest` names another message.
+    fn whole(text: &str, bases: &[&str], newest: u32) -> Option<NewLines> {
+        let body = text.strip_suffix('\n')?;
+        let (first, rest) = body.split_once('\n').unwrap_or((body, ""));
+        let lines = if rest.is_empty() { "" } else { rest };
+        NewLines::scan(first, lines, true, bases, newest)
     }
-    let read_exact_at = |len: usize, offset: usize| -> io::Result<Option<Vec<u8>>> {
-        let mut buf = vec![0; len];
-        let mut done = 0;
-        while done < len {
-            match read_at(&mut buf[done..], (offset + done) as u64)? {
-                0 => return Ok(None),
-                n => done += n,
-            }
+
+    /// Read the first line and the last [`TAIL`] octets of a uidlist of `size` octets with
+    /// `read_at`: lines are appended in UID order, so what was numbered since the session's
+    /// newest UID is at the end, and a look at `new/` need not read 100,000 lines. `None`
+    /// when the file is small, the part read does not reach back to `newest`, a message
+    /// has no line there, or as for [`NewLines::whole`]: the caller reads it whole.
+    fn tail(
+        size: usize,
+        bases: &[&str],
+        newest: u32,
+        read_at: impl Fn(&mut [u8], u64) -> io::Result<usize>,
+    ) -> io::Result<Option<NewLines>> {
+        if size <= 2 * TAIL {
+            return Ok(None);
         }
-        Ok(Some(buf))
-    };
-    let Some(head) = read_exact_at(TAIL, 0)? else {
-        return Ok(None);
-    };
-    let Some(header) = head
-        .split(|&b| b == b'\n')
-        .next()
-        .filter(|line| line.len() < head.len())
-        .and_then(|line| std::str::from_utf8(line).ok())
-        .and_then(parse_header)
-    else {
-        return Ok(None);
-    };
-    if header.version != 3 || header.guid.is_none() {
-        return Ok(None);
-    }
-    let Some(tail) = read_exact_at(TAIL, size - TAIL)? else {
-        return Ok(None);
-    };
-    // From the first whole line on; the last line must be whole too.
-    let Some(start) = tail.iter().position(|&b| b == b'\n') else {
-        return Ok(None);
-    };
-    let Some(body) = tail[start + 1..].strip_suffix(b"\n") else {
-        return Ok(None);
-    };
-    let Ok(body) = std::str::from_utf8(body) else {
-        return Ok(None);
-    };
-    let mut found = vec![None; bases.len()];
-    let mut max_uid = 0;
-    for line in body.split('\n') {
-        let Some((uid, _, base)) = parse_record(line) else {
+        let read_exact_at = |len: usize, offset: usize| -> io::Result<Option<Vec<u8>>> {
+            let mut buf = vec![0; len];
+            let mut done = 0;
+            while done < len {
+                match read_at(&mut buf[done..], (offset + done) as u64)? {
+                    0 => return Ok(None),
+                    n => done += n,
+                }
+            }
+            Ok(Some(buf))
+        };
+        let (Some(head), Some(tail)) = (read_exact_at(TAIL, 0)?, read_exact_at(TAIL, size - TAIL)?)
+        else {
             return Ok(None);
         };
-        if uid <= max_uid {
+        let Some(first) = head
+            .split(|&b| b == b'\n')
+            .next()
+            .filter(|l| l.len() < head.len())
+        else {
             return Ok(None);
-        }
-        max_uid = uid;
-        for (slot, _) in found.iter_mut().zip(bases).filter(|(_, b)| **b == base) {
-            *slot = Some(uid);
-        }
+        };
+        // From the first whole line on (the one the read began in may be cut); the last line
+        // must be whole.
+        let Some(start) = tail.iter().position(|&b| b == b'\n') else {
+            return Ok(None);
+        };
+        let Some(body) = tail[start + 1..].strip_suffix(b"\n") else {
+            return Ok(None);
+        };
+        let (Ok(first), Ok(body)) = (std::str::from_utf8(first), std::str::from_utf8(body)) else {
+            return Ok(None);
+        };
+        let found = NewLines::scan(first, body, false, bases, newest)
+            .filter(|found| found.uids.iter().all(Option::is_some));
+        Ok(found)
     }
-    let Some(uids) = found.into_iter().collect::<Option<Vec<u32>>>() else {
-        return Ok(None);
-    };
-    Ok(Some((
-        header.uid_validity,
-        header.next_uid.max(max_uid.saturating_add(1)),
-        uids,
-    )))
+
+    /// The header `first` and the lines of `body` (`whole`: all of them; else the file's
+    /// last ones, which must begin at or below `newest`).
+    fn scan(first: &str, body: &str, whole: bool, bases: &[&str], newest: u32) -> Option<NewLines> {
+        let header = parse_header(first)?;
+        if header.version != 3 || header.guid.is_none() {
+            return None;
+        }
+        let index: HashMap<&str, usize> = if bases.len() > FEW {
+            bases.iter().enumerate().map(|(i, &b)| (b, i)).collect()
+        } else {
+            HashMap::new()
+        };
+        let slot_of = |base: &str| {
+            if bases.len() > FEW {
+                index.get(base).copied()
+            } else {
+                bases.iter().position(|&b| b == base)
+            }
+        };
+        let mut uids = vec![None; bases.len()];
+        let mut max_uid = 0;
+        let mut reaches_back = whole;
+        for line in body.split('\n').filter(|_| !body.is_empty()) {
+            let (uid, _, base) = parse_record(line)?;
+            if uid <= max_uid {
+                return None;
+            }
+            reaches_back |= max_uid == 0 && uid <= newest;
+            max_uid = uid;
+            match slot_of(base) {
+                // The last line naming a message counts, as in the full parse.
+                Some(slot) => uids[slot] = Some(uid),
+                None if uid > newest => return None,
+                None => {}
+            }
+        }
+        reaches_back.then(|| NewLines {
+            uid_validity: header.uid_validity,
+            next_uid: header.next_uid.max(max_uid.saturating_add(1)),
+            uids,
+        })
+    }
 }
 
 /// Up to this many messages, [`Maildir::assign_uids`] looks them up by [`scan_for`].
@@ -934,19 +999,22 @@ impl Maildir {
     }
 
     /// The messages in `new/` with their UIDs, for a caller that knows `cur/` is as it was
-    /// when it last listed it ([`ChangeStamp::unchanged_since`]): a delivery into a selected
-    /// mailbox of 100,000 messages then costs a listing of `new/`, not of both folders (most
-    /// of an APPEND's time there). With `take_recent` they are first moved into `cur/`, as
-    /// [`Maildir::sync_uids`] does. The snapshot holds only these messages.
+    /// when it last listed it ([`ChangeStamp::unchanged_since`]) and has accounted for every
+    /// uidlist line up to UID `newest` (each names a message it holds, or one gone): a
+    /// delivery into a selected mailbox of 100,000 messages then costs a listing of `new/`,
+    /// not of both folders (most of an APPEND's time there). With `take_recent` they are
+    /// first moved into `cur/`, as [`Maildir::sync_uids`] does; those without a UID are
+    /// numbered. The snapshot holds only these messages.
     ///
-    /// `None` when the caller must list both folders after all: another session moved one of
-    /// them first (so `cur/` changed), or the uidlist is missing or not clean (the full sync
-    /// repairs it).
+    /// [`NewOnly::ListAll`] when the caller must list both folders after all: another session
+    /// moved one of them first (so `cur/` changed), a line above `newest` names a message
+    /// not in `new/` (numbered elsewhere, perhaps in `cur/` by now), or the uidlist is missing
+    /// or not clean (the full sync repairs it).
     ///
     /// # Errors
     /// `new/` cannot be listed, a message cannot be moved, or the uidlist cannot be read,
     /// locked or written.
-    pub fn sync_new_uids(&self, take_recent: bool) -> Result<Option<Snapshot>> {
+    pub fn sync_new_uids(&self, take_recent: bool, newest: u32) -> Result<NewOnly> {
         let mut entries = Vec::new();
         self.list_folder_into(Folder::New, &mut entries)?;
         let mut recent = HashSet::new();
@@ -954,72 +1022,80 @@ impl Maildir {
             let raced;
             (recent, raced) = self.take_into_cur(&mut entries)?;
             if raced {
-                return Ok(None);
+                return Ok(NewOnly::ListAll { recent });
             }
         }
+        let bases: Vec<&str> = entries.iter().map(MessageEntry::base).collect();
         // Mail numbered lately is found at the uidlist's end: 1 ms instead of 5 at 100,000
-        // messages.
-        if !entries.is_empty() && entries.len() <= FEW {
-            if let Some((uid_validity, uid_next, uids)) = self.tail_lookup(&entries)? {
-                let mut uids = uids.into_iter();
-                return Ok(Some(snapshot(
-                    uid_validity,
-                    uid_next,
-                    |_| uids.next(),
-                    entries,
-                    &recent,
-                )));
-            }
-        }
-        let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
-        let looked_up = {
-            let text = String::from_utf8_lossy(&bytes);
-            let bases: Vec<&str> = entries.iter().map(MessageEntry::base).collect();
-            if bases.len() <= FEW {
-                scan_for(&text, &bases)
-            } else {
-                quick_parse(&text).map(|quick| {
-                    let uids = bases.iter().map(|base| quick.uid_of(base)).collect();
-                    (quick.uid_validity, quick.next_uid, uids)
-                })
+        // messages. Else the whole file.
+        let found = match self.new_lines_at_the_end(&bases, newest)? {
+            Some(found) => Some(found),
+            None => {
+                let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
+                NewLines::whole(&String::from_utf8_lossy(&bytes), &bases, newest)
             }
         };
-        let Some((uid_validity, uid_next, found)) = looked_up else {
-            return Ok(None);
+        let Some(mut found) = found else {
+            return Ok(NewOnly::ListAll { recent });
         };
-        if found.iter().all(Option::is_some) {
-            let mut found = found.into_iter();
-            return Ok(Some(snapshot(
-                uid_validity,
-                uid_next,
-                |_| found.next().flatten(),
-                entries,
-                &recent,
-            )));
+        if found.uids.iter().any(Option::is_none) {
+            // Delivered by a program that does not number its mail: number it now, in
+            // delivery order as the full sync would, under the lock and after reading the
+            // file again there, so that nothing numbered meanwhile elsewhere ends up below.
+            let in_order = self.in_delivery_order(entries.clone());
+            let _lock = self.lock_uidlist()?;
+            let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
+            let bases: Vec<&str> = in_order.iter().map(MessageEntry::base).collect();
+            let Some(again) = NewLines::whole(&String::from_utf8_lossy(&bytes), &bases, newest)
+            else {
+                return Ok(NewOnly::ListAll { recent });
+            };
+            let mut next_uid = again.next_uid;
+            let mut appended = Vec::new();
+            let mut numbered: HashMap<&str, u32> = HashMap::new();
+            for (&base, uid) in bases.iter().zip(&again.uids) {
+                let uid = match uid.or_else(|| numbered.get(base).copied()) {
+                    Some(uid) => uid,
+                    None => {
+                        let uid = self.take_uid(&mut next_uid)?;
+                        appended.push(Record {
+                            uid,
+                            ext: String::new(),
+                            base: base.to_owned(),
+                        });
+                        uid
+                    }
+                };
+                numbered.insert(base, uid);
+            }
+            self.append_to_uidlist(&appended)?;
+            self.sync_uidlist_folder_unless(commit_order::covers_maildir(self.path()))?;
+            found = NewLines {
+                uid_validity: again.uid_validity,
+                next_uid,
+                uids: entries
+                    .iter()
+                    .map(|e| numbered.get(e.base()).copied())
+                    .collect(),
+            };
         }
-        // Delivered by a program that does not number its mail: number it now, in delivery
-        // order, as the full sync would.
-        let entries = self.in_delivery_order(entries);
-        let covered = commit_order::covers_maildir(self.path());
-        let numbered = self.assign_uids(&entries, covered)?;
-        let mut uids = numbered.uids.into_iter();
-        Ok(Some(snapshot(
-            numbered.uid_validity,
-            numbered.next_uid,
-            |_| uids.next(),
+        let mut uids = found.uids.into_iter();
+        Ok(NewOnly::Found(snapshot(
+            found.uid_validity,
+            found.next_uid,
+            |_| uids.next().flatten(),
             entries,
             &recent,
         )))
     }
 
-    /// [`tail_lookup`] on this Maildir's uidlist.
-    fn tail_lookup(&self, entries: &[MessageEntry]) -> Result<Option<(u32, u32, Vec<u32>)>> {
+    /// [`NewLines::tail`] on this Maildir's uidlist.
+    fn new_lines_at_the_end(&self, bases: &[&str], newest: u32) -> Result<Option<NewLines>> {
         use std::os::unix::fs::FileExt;
         let path = self.uidlist_path();
         let found = super::no_atime::open_file(&path).and_then(|file| {
             let size = file.metadata()?.len() as usize;
-            let bases: Vec<&str> = entries.iter().map(MessageEntry::base).collect();
-            tail_lookup(size, &bases, |buf, offset| file.read_at(buf, offset))
+            NewLines::tail(size, bases, newest, |buf, offset| file.read_at(buf, offset))
         });
         match found {
             Ok(found) => Ok(found),
@@ -1181,11 +1257,7 @@ impl Maildir {
             .is_some_and(|list| !list.exists || list.needs_rewrite);
         if appended.is_empty() && !rewrite {
             self.sync_uidlist_as_written()?;
-            return Ok(Numbered {
-                uid_validity,
-                next_uid,
-                uids,
-            });
+            return Ok(Numbered { uid_validity, uids });
         }
         match full {
             Some(mut list) if rewrite => {
@@ -1195,18 +1267,13 @@ impl Maildir {
                 self.write_uidlist(&mut list, &appended, true)?;
                 Ok(Numbered {
                     uid_validity: list.uid_validity,
-                    next_uid,
                     uids,
                 })
             }
             _ => {
                 self.append_to_uidlist(&appended)?;
                 self.sync_uidlist_folder_unless(covered)?;
-                Ok(Numbered {
-                    uid_validity,
-                    next_uid,
-                    uids,
-                })
+                Ok(Numbered { uid_validity, uids })
             }
         }
     }
@@ -1332,16 +1399,16 @@ mod tests {
     }
 
     #[test]
-    fn tail_lookup_agrees_with_scan_for_or_declines() {
+    fn new_lines_give_the_uids_of_new_mail_and_decline_a_newer_line_naming_other_mail() {
         let mut text = format!("3 V7 N1 G{GUID}\n");
         for uid in 1..=4_000 {
             text.push_str(&format!("{uid} :1700000000.M{uid}P1Q{uid}.host\n"));
         }
         // A name listed again later: the later line counts.
         text.push_str("4001 :1700000000.M3999P1Q3999.host\n");
-        let lookup = |text: &str, bases: &[&str]| {
+        let tail = |text: &str, bases: &[&str], newest: u32| {
             let bytes = text.as_bytes();
-            tail_lookup(bytes.len(), bases, |buf, offset| {
+            NewLines::tail(bytes.len(), bases, newest, |buf, offset| {
                 let rest = &bytes[(offset as usize).min(bytes.len())..];
                 let n = rest.len().min(buf.len());
                 buf[..n].copy_from_slice(&rest[..n]);
@@ -1353,19 +1420,51 @@ mod tests {
             "1700000000.M4000P1Q4000.host",
             "1700000000.M3999P1Q3999.host",
         );
-        let found = lookup(&text, &[late, again]).expect("both are in the tail");
-        let (uid_validity, next_uid, scanned) = scan_for(&text, &[late, again]).unwrap();
-        assert_eq!(found, (uid_validity, next_uid, vec![4000, 4001]));
-        assert_eq!(scanned, [Some(4000), Some(4001)]);
-        // Early in the file, or not in it: the caller reads it whole.
-        assert_eq!(lookup(&text, &["1700000000.M5P1Q5.host"]), None);
-        assert_eq!(lookup(&text, &["absent"]), None);
+        let expected = |uids: Vec<Option<u32>>| NewLines {
+            uid_validity: 7,
+            next_uid: 4002,
+            uids,
+        };
+        // The session accounted for every line up to 3998; the newer ones name only these.
+        let both = expected(vec![Some(4000), Some(4001)]);
+        assert_eq!(tail(&text, &[late, again], 3998), Some(both));
+        let both = expected(vec![Some(4000), Some(4001)]);
+        assert_eq!(NewLines::whole(&text, &[late, again], 3998), Some(both));
+        // A newer line names other mail (numbered elsewhere, perhaps in cur/ by now).
+        assert_eq!(tail(&text, &[again], 3999), None);
+        assert_eq!(NewLines::whole(&text, &[again], 3999), None);
+        // A message with an early line: the end of the file does not have it, the whole does.
+        let early = "1700000000.M5P1Q5.host";
+        assert_eq!(tail(&text, &[early, late, again], 3998), None);
+        let three = expected(vec![Some(5), Some(4000), Some(4001)]);
+        assert_eq!(
+            NewLines::whole(&text, &[early, late, again], 3998),
+            Some(three)
+        );
+        // Newer lines before the part read: only the whole file can tell.
+        assert_eq!(tail(&text, &[late, again], 10), None);
+        assert_eq!(NewLines::whole(&text, &[late, again], 10), None);
+        // A message without a line, for the caller to number.
+        let unnumbered = expected(vec![Some(4000), Some(4001), None]);
+        assert_eq!(
+            NewLines::whole(&text, &[late, again, "fresh"], 3998),
+            Some(unnumbered)
+        );
         // A torn last line, a line out of order, an old header, a small file: declined.
-        assert_eq!(lookup(&format!("{text}4002 :x"), &[late]), None);
-        assert_eq!(lookup(&format!("{text}3 :y\n"), &[late]), None);
+        assert_eq!(tail(&format!("{text}4002 :x"), &[late], 3999), None);
+        assert_eq!(
+            NewLines::whole(&format!("{text}4002 :x"), &[late], 3999),
+            None
+        );
+        assert_eq!(tail(&format!("{text}3 :y\n"), &[late], 3999), None);
         let old = text.replacen(&format!("3 V7 N1 G{GUID}"), "3 V7 N1", 1);
-        assert_eq!(lookup(&old, &[late]), None);
-        assert_eq!(lookup(&text[..2 * TAIL - 100], &[late]), None);
+        assert_eq!(tail(&old, &[late], 3999), None);
+        assert_eq!(NewLines::whole(&old, &[late], 3999), None);
+        assert_eq!(tail(&text[..2 * TAIL - 100], &[late], 3999), None);
+        // A header alone, and a file that is not there.
+        let empty = NewLines::whole(&format!("3 V7 N1 G{GUID}\n"), &[], 0);
+        assert_eq!(empty.map(|e| e.next_uid), Some(1));
+        assert_eq!(NewLines::whole("", &[], 0), None);
     }
 
     #[test]
@@ -1668,13 +1767,19 @@ mod tests {
     }
 
     #[test]
-    fn sync_new_uids_numbers_what_is_in_new_and_leaves_repairs_to_the_full_sync() {
+    fn sync_new_uids_numbers_new_mail_and_sends_the_caller_to_cur_for_mail_numbered_elsewhere() {
         let (_dir, maildir) = maildir();
+        let found = |newest: u32, take: bool| match maildir.sync_new_uids(take, newest).unwrap() {
+            NewOnly::Found(snapshot) => Some(snapshot),
+            NewOnly::ListAll { .. } => None,
+        };
+        let uids =
+            |snapshot: &Snapshot| snapshot.messages.iter().map(|m| m.uid).collect::<Vec<_>>();
         deliver(&maildir, "a\n");
         let first = maildir.sync_uids(true).unwrap();
-        assert_eq!(first.messages.len(), 1);
+        assert_eq!(uids(&first), [1]);
         // Nothing in new/: nothing found, the mailbox's numbers as they are.
-        let empty = maildir.sync_new_uids(true).unwrap().unwrap();
+        let empty = found(1, true).unwrap();
         assert!(empty.messages.is_empty());
         assert_eq!(
             (empty.uid_validity, empty.uid_next),
@@ -1683,21 +1788,32 @@ mod tests {
         // Mail delivered without a UID: numbered, taken into cur/, recent.
         deliver(&maildir, "b\n");
         deliver(&maildir, "c\n");
-        let found = maildir.sync_new_uids(true).unwrap().unwrap();
-        let uids: Vec<u32> = found.messages.iter().map(|m| m.uid).collect();
-        assert_eq!(uids, [2, 3]);
-        assert!(found
+        let taken = found(1, true).unwrap();
+        assert_eq!(uids(&taken), [2, 3]);
+        assert!(taken
             .messages
             .iter()
             .all(|m| m.recent && m.entry.folder() == Folder::Cur));
-        assert_eq!(found.uid_next, 4);
-        let all = maildir.sync_uids(false).unwrap();
-        let uids: Vec<u32> = all.messages.iter().map(|m| m.uid).collect();
-        assert_eq!(uids, [1, 2, 3], "the same UIDs for every reader");
-        // Without taking them, mail in new/ stays there, under the UID it has.
+        assert_eq!(taken.uid_next, 4);
+        assert_eq!(
+            uids(&maildir.sync_uids(false).unwrap()),
+            [1, 2, 3],
+            "one numbering"
+        );
+        // Mail another session numbered and took into cur/ meanwhile: a look at new/ alone
+        // would announce what came after it first, and could never show it.
         deliver(&maildir, "d\n");
-        let kept = maildir.sync_new_uids(false).unwrap().unwrap();
-        assert_eq!(kept.messages[0].uid, 4);
+        maildir.sync_uids(true).unwrap();
+        deliver(&maildir, "e\n");
+        match maildir.sync_new_uids(true, 3).unwrap() {
+            NewOnly::ListAll { recent } => assert_eq!(recent.len(), 1, "e, taken by this look"),
+            NewOnly::Found(snapshot) => panic!("d was skipped: {snapshot:?}"),
+        }
+        assert_eq!(uids(&maildir.sync_uids(false).unwrap()), [1, 2, 3, 4, 5]);
+        // Without taking them, mail in new/ stays there, numbered.
+        deliver(&maildir, "f\n");
+        let kept = found(5, false).unwrap();
+        assert_eq!(uids(&kept), [6]);
         assert_eq!(kept.messages[0].entry.folder(), Folder::New);
         // A damaged uidlist is the full sync's to repair.
         let mut file = OpenOptions::new()
@@ -1705,14 +1821,10 @@ mod tests {
             .open(maildir.path().join(UIDLIST))
             .unwrap();
         file.write_all(b"torn line\n").unwrap();
-        assert!(maildir.sync_new_uids(true).unwrap().is_none());
+        assert!(found(6, true).is_none());
         let repaired = maildir.sync_uids(true).unwrap();
-        let uids: Vec<u32> = repaired.messages.iter().map(|m| m.uid).collect();
-        assert_eq!(uids, [1, 2, 3, 4]);
-        assert!(
-            maildir.sync_new_uids(true).unwrap().is_some(),
-            "clean again"
-        );
+        assert_eq!(uids(&repaired), [1, 2, 3, 4, 5, 6]);
+        assert!(found(6, true).is_some(), "clean again");
     }
 
     #[test]
