@@ -1408,21 +1408,28 @@ mod selected_view {
     }
 }
 
-#[test]
-fn a_change_hidden_in_the_tick_of_the_sessions_own_moves_shows_later() {
+/// A session with three messages selected that has just APPENDed a fourth, taken into `cur/`
+/// by its own look: it trusts the time of `cur/` it saw after that move for a moment. Also
+/// `cur/` and that time, for a test to change the folder and put the time back, as a change
+/// in the same clock tick would leave it.
+fn just_after_an_own_append() -> (Harness, std::path::PathBuf, std::time::SystemTime) {
     let mut a = Harness::new();
     for _ in 0..3 {
         a.deliver(MESSAGE);
     }
     a.select();
-    // The session's APPEND, taken into cur/ by its own look: the session trusts the time of
-    // cur/ it saw after those moves for a moment.
     let command = format!("a1 APPEND INBOX {{{}+}}\r\n{MESSAGE}\r\n", MESSAGE.len());
     let out = a.send(command.as_bytes());
     assert!(out.contains("* 4 EXISTS"), "{out}");
-    // Another program adds a message to cur/ in the same tick: the folder's time stays.
     let cur = a.inbox().path().join("cur");
     let time = fs::metadata(&cur).unwrap().modified().unwrap();
+    (a, cur, time)
+}
+
+#[test]
+fn a_change_hidden_in_the_tick_of_the_sessions_own_moves_shows_later() {
+    let (mut a, cur, time) = just_after_an_own_append();
+    // Another program adds a message to cur/ in the same tick: the folder's time stays.
     fs::write(cur.join("1700000200.M1P9Q1.other:2,S"), MESSAGE).unwrap();
     fs::File::open(&cur).unwrap().set_modified(time).unwrap();
     // A look within that moment may miss it; the first look after it must not.
@@ -1485,19 +1492,9 @@ fn another_sessions_change_during_the_sessions_own_expunge_shows_at_the_next_noo
 
 #[test]
 fn mail_numbered_into_cur_unseen_is_not_skipped_by_a_look_at_new_alone() {
-    let mut a = Harness::new();
-    for _ in 0..3 {
-        a.deliver(MESSAGE);
-    }
-    a.select();
-    // The session's APPEND, taken into cur/ by its own look: it trusts cur/'s time a moment.
-    let command = format!("a1 APPEND INBOX {{{}+}}\r\n{MESSAGE}\r\n", MESSAGE.len());
-    let out = a.send(command.as_bytes());
-    assert!(out.contains("* 4 EXISTS"), "{out}");
+    let (mut a, cur, time) = just_after_an_own_append();
     // Another session takes new mail into cur/ and numbers it (UID 5), leaving cur/'s time
     // as the session saw it (the same clock tick); then more mail comes into new/.
-    let cur = a.inbox().path().join("cur");
-    let time = fs::metadata(&cur).unwrap().modified().unwrap();
     a.deliver(MESSAGE);
     a.inbox().sync_uids(true).unwrap();
     fs::File::open(&cur).unwrap().set_modified(time).unwrap();

@@ -23,6 +23,15 @@ fn login(server: &PopServer) -> RawImap {
     RawImap::login(server.port(), "asterix", "potion")
 }
 
+/// Logged in as asterix with INBOX selected, in IDLE (tag `i1`) once the server said so.
+fn idling(server: &PopServer) -> RawImap {
+    let mut imap = login(server);
+    imap.send_raw(b"i1 IDLE\r\n");
+    let line = imap.read_line().unwrap();
+    assert!(line.starts_with("+ "), "{line}");
+    imap
+}
+
 /// Every message file of a Maildir (new/ and cur/), sorted by name.
 fn message_files(maildir: &Path) -> Vec<String> {
     let mut names = Vec::new();
@@ -284,10 +293,7 @@ print(json.dumps(out))
 fn idle_announces_a_delivery_within_seconds() {
     let store = TempStore::demo();
     let server = serve(&store);
-    let mut imap = login(&server);
-    imap.send_raw(b"i1 IDLE\r\n");
-    let line = imap.read_line().unwrap();
-    assert!(line.starts_with("+ "), "{line}");
+    let mut imap = idling(&server);
     let mail = store.scratch().join("late.eml");
     fs::write(&mail, "Subject: late\r\n\r\nwhile idling\r\n").unwrap();
     let delivered = Instant::now();
@@ -310,10 +316,7 @@ fn idle_announces_a_change_hidden_in_the_tick_of_its_own_move_before_the_next_po
     use std::os::unix::fs::MetadataExt;
     let store = TempStore::demo();
     let server = serve(&store);
-    let mut imap = login(&server);
-    imap.send_raw(b"i1 IDLE\r\n");
-    let line = imap.read_line().unwrap();
-    assert!(line.starts_with("+ "), "{line}");
+    let mut imap = idling(&server);
     // Another program delivers; the idling session takes the mail into cur/ and announces it.
     let inbox = store.path().join("asterix");
     let base = "1800000000.M1P1Q1.elsewhere";
