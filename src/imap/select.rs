@@ -746,27 +746,28 @@ impl Session {
             return;
         }
         let take_recent = !selected.read_only;
-        let mut only_new = None;
         // Only new/ changed (a delivery, an APPEND): list new/ alone, and keep what the session
         // knows of cur/.
-        let mut taken = HashSet::new();
-        if cur_unchanged && !pending {
+        let (found_new, taken) = if cur_unchanged && !pending {
             match selected
                 .maildir
                 .sync_new_uids(take_recent, selected.accounted)
             {
-                Ok(NewOnly::Found(snapshot)) => only_new = Some(snapshot),
-                Ok(NewOnly::ListAll { recent }) => taken = recent,
+                Ok(NewOnly::Found(snapshot)) => (Some(snapshot), HashSet::new()),
+                Ok(NewOnly::ListAll { recent }) => (None, recent),
                 Err(error) => return self.report_store_error(error),
             }
-        }
-        let (mut snapshot, only_new) = match only_new {
-            Some(snapshot) => (snapshot, true),
+        } else {
+            (None, HashSet::new())
+        };
+        let only_new = found_new.is_some();
+        let mut snapshot = match found_new {
+            Some(snapshot) => snapshot,
             None => match selected
                 .maildir
                 .sync_uids_since(stamp.as_ref().ok().copied(), take_recent)
             {
-                Ok(snapshot) => (snapshot, false),
+                Ok(snapshot) => snapshot,
                 Err(error) => return self.report_store_error(error),
             },
         };

@@ -414,13 +414,6 @@ fn quick_parse(text: &str) -> Option<QuickList<'_>> {
     })
 }
 
-/// What [`Maildir::assign_uids`] found or gave: the mailbox's UIDVALIDITY and the UIDs of
-/// the messages asked for, in their order.
-struct Numbered {
-    uid_validity: u32,
-    uids: Vec<u32>,
-}
-
 /// [`NewLines::tail`] reads this much of the uidlist's end, and its first line from up to
 /// this much of its start.
 const TAIL: usize = 64 * 1024;
@@ -1151,7 +1144,7 @@ impl Maildir {
             // No sync may have happened after the links: make the names durable all the same.
             let _ = self.sync_folders(&[Folder::New]);
         }
-        numbered.map(|numbered| (numbered.uid_validity, numbered.uids))
+        numbered
     }
 
     /// The UIDs of `entries`, assigning them under the lock when the uidlist does not have
@@ -1164,7 +1157,7 @@ impl Maildir {
     /// their names into a list and a map to look up one (`imap_memory --only size`).
     ///
     /// `covered`: a later sync commits every earlier change ([`commit_order`]).
-    fn assign_uids(&self, entries: &[MessageEntry], covered: bool) -> Result<Numbered> {
+    fn assign_uids(&self, entries: &[MessageEntry], covered: bool) -> Result<(u32, Vec<u32>)> {
         let _lock = self.lock_uidlist()?;
         let bytes = self.read_uidlist_bytes()?.unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
@@ -1199,7 +1192,7 @@ impl Maildir {
             .is_some_and(|list| !list.exists || list.needs_rewrite);
         if appended.is_empty() && !rewrite {
             self.sync_uidlist_as_written()?;
-            return Ok(Numbered { uid_validity, uids });
+            return Ok((uid_validity, uids));
         }
         match full {
             Some(mut list) if rewrite => {
@@ -1207,15 +1200,12 @@ impl Maildir {
                 list.records.extend(appended.iter().cloned());
                 // A new uidlist gets its UIDVALIDITY here; the rewrite syncs the folder too.
                 self.write_uidlist(&mut list, &appended, true)?;
-                Ok(Numbered {
-                    uid_validity: list.uid_validity,
-                    uids,
-                })
+                Ok((list.uid_validity, uids))
             }
             _ => {
                 self.append_to_uidlist(&appended)?;
                 self.sync_uidlist_folder_unless(covered)?;
-                Ok(Numbered { uid_validity, uids })
+                Ok((uid_validity, uids))
             }
         }
     }
